@@ -1,0 +1,87 @@
+// Parse once: the read-only view of one message that every data-phase check shares.
+import PostalMime, { type Email } from 'postal-mime';
+
+export interface HeaderField {
+  /** Lower-case name. */
+  name: string;
+  /** Unfolded raw value (after the colon, trimmed). */
+  value: string;
+}
+
+export interface MessageView {
+  raw: Buffer;
+  size: number;
+  /** Header fields in order, unfolded. */
+  headers: readonly HeaderField[];
+  /** Octets of the header block (including the blank line), -1 when the message has no body separator. */
+  headerBytes: number;
+  header(name: string): string | undefined;
+  headerAll(name: string): string[];
+  subject?: string;
+  messageId?: string;
+  bodyBytes: number;
+  /** Full MIME parse (postal-mime); undefined when the parser failed. */
+  parsed?: Email;
+  parseError?: string;
+}
+
+/**
+ * Splits the header block. postal-mime decodes values; checks of header form (duplicates, raw syntax)
+ * need the raw unfolded fields in order, which it does not keep, so this small splitter does that part.
+ */
+export function splitHeaders(raw: Buffer): { headers: HeaderField[]; headerBytes: number } {
+  let end = raw.indexOf('\r\n\r\n');
+  let sepLen = 4;
+  if (end < 0) {
+    end = raw.length;
+    sepLen = 0;
+  }
+  if (raw.subarray(0, 2).toString('latin1') === '\r\n') return { headers: [], headerBytes: 2 };
+  const block = raw.subarray(0, end).toString('latin1');
+  const headers: HeaderField[] = [];
+  for (const line of block.split('\r\n')) {
+    if ((line.startsWith(' ') || line.startsWith('\t')) && headers.length) {
+      headers[headers.length - 1].value += ' ' + line.trim();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) {
+      headers.push({ name: '', value: line });
+      continue;
+    }
+    headers.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
+  }
+  return { headers, headerBytes: sepLen ? end + sepLen : -1 };
+}
+
+export async function buildMessageView(raw: Buffer, opts: { parse?: boolean } = {}): Promise<MessageView> {
+  const { headers, headerBytes } = splitHeaders(raw);
+  const byName = new Map<string, string[]>();
+  for (const h of headers) {
+    const list = byName.get(h.name);
+    if (list) list.push(h.value);
+    else byName.set(h.name, [h.value]);
+  }
+  let parsed: Email | undefined;
+  let parseError: string | undefined;
+  if (opts.parse !== false) {
+    try {
+      parsed = await PostalMime.parse(raw, { attachmentEncoding: 'arraybuffer' });
+    } catch (err) {
+      parseError = (err as Error).message;
+    }
+  }
+  return {
+    raw,
+    size: raw.length,
+    headers,
+    headerBytes,
+    header: (n) => byName.get(n.toLowerCase())?.[0],
+    headerAll: (n) => byName.get(n.toLowerCase()) ?? [],
+    subject: parsed?.subject ?? byName.get('subject')?.[0],
+    messageId: parsed?.messageId ?? byName.get('message-id')?.[0],
+    bodyBytes: headerBytes < 0 ? 0 : raw.length - headerBytes,
+    parsed,
+    parseError,
+  };
+}

@@ -1,0 +1,105 @@
+// Assembles one Postern process: store, event sink, analysis, live policies, gateway and relay.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { LoadedConfig } from './config/load.ts';
+import { resolveSecret } from './config/load.ts';
+import { createLogger, type Logger } from './core/log.ts';
+import { openStore, type StoreDb } from './store/db.ts';
+import { EventSink } from './matrix/sink.ts';
+import { CHECKS } from './analysis/checks/index.ts';
+import { checkOptions } from './analysis/registry-options.ts';
+import { ScoreTable } from './analysis/scoring.ts';
+import { Runner } from './analysis/runner.ts';
+import { PolicyTable } from './policy/live.ts';
+import { Gateway, splitListen } from './gateway/server.ts';
+import { Spool } from './gateway/spool.ts';
+import { Acceptor } from './gateway/accept.ts';
+import { loadTls } from './gateway/tls.ts';
+import { RecipientVerifier } from './gateway/verify.ts';
+import { FileBlobStore } from './quarantine/blobs.ts';
+import { MaildirStore } from './relay/maildir.ts';
+import { Relay } from './relay/queue.ts';
+
+export interface Postern {
+  smtp: { host: string; port: number };
+  store: StoreDb;
+  sink: EventSink;
+  gateway: Gateway;
+  relay: Relay;
+  spool: Spool;
+  maildir: MaildirStore;
+  log: Logger;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** Overrides gateway.listen (tests use port 0). */
+  listen?: { host: string; port: number };
+  relayPollMs?: number;
+}
+
+export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Postern> {
+  const { config, dataDir } = loaded;
+  const log = opts.logger ?? createLogger(config.log.level);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const store = await openStore({ url: config.store.url, dataDir, password: resolveSecret(config.store.password) });
+  const sink = new EventSink(store.db, log.child({ component: 'matrix' }));
+  const emit = sink.emit;
+  const scores = new ScoreTable(CHECKS, config.analysis.scores);
+  const runner = new Runner({
+    checks: CHECKS,
+    options: checkOptions(config.analysis.checks),
+    scores,
+    timeoutMs: config.analysis.check_timeout_ms,
+    log: log.child({ component: 'analysis' }),
+    emit,
+  });
+  const policies = new PolicyTable(store.db);
+  await policies.load();
+  policies.watch(1000);
+  const spool = new Spool(dataDir);
+  const blobs = new FileBlobStore(path.join(dataDir, 'quarantine'));
+  const acceptor = new Acceptor(spool, store.db, blobs);
+  const maildir = new MaildirStore(path.join(dataDir, 'mailboxes'));
+  const relay = new Relay({ config, db: store.db, spool, acceptor, maildir, log: log.child({ component: 'relay' }), emit });
+  await relay.start(opts.relayPollMs ?? 1000);
+  const tls = await loadTls(config, dataDir);
+  const gateway = new Gateway({
+    config,
+    log: log.child({ component: 'gateway' }),
+    emit,
+    runner,
+    scores,
+    policies,
+    acceptor,
+    verifier: config.gateway.recipient_verify.enabled && config.relay.downstream ? new RecipientVerifier(config) : undefined,
+    tls,
+    onAccepted: (id) => relay.submit(id),
+  });
+  const want = opts.listen ?? splitListen(config.gateway.listen);
+  const addr = await gateway.listen(want.host, want.port);
+  log.info({ smtp: `${addr.address}:${addr.port}`, data_dir: dataDir, store: store.dialect, downstream: config.relay.downstream?.host ?? 'maildir' }, 'postern started');
+  let closed = false;
+  return {
+    smtp: { host: addr.address, port: addr.port },
+    store,
+    sink,
+    gateway,
+    relay,
+    spool,
+    maildir,
+    log,
+    dataDir,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await gateway.close();
+      await relay.stop();
+      policies.stop();
+      await sink.flush();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,217 @@
+// The one configuration schema: every key, its default and its description live here and nowhere else.
+import { z } from 'zod';
+
+const d = <T extends z.ZodType>(t: T, description: string): T => t.meta({ description }) as T;
+
+/** `host:port`, `[v6]:port` or a bare port. */
+const listenAddress = z
+  .string()
+  .regex(/^(?:\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$|^\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:2525"');
+
+const domainName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/, 'expected a domain name such as "example.com"')
+  .transform((s) => s.toLowerCase());
+
+const cidr = z
+  .string()
+  .regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'expected an IP address or CIDR such as "192.0.2.0/24"');
+
+const secret = z.union([z.string(), z.strictObject({ env: z.string().min(1) })]);
+
+const greetPause = z.strictObject({
+  trusted_ms: d(z.number().int().min(0).max(30_000).default(0), 'Greeting delay for trusted_networks.'),
+  known_good_ms: d(
+    z.number().int().min(0).max(30_000).default(0),
+    'Greeting delay for sources whose recent mail was accepted and never refused.',
+  ),
+  unknown_ms: d(
+    z.number().int().min(0).max(30_000).default(300),
+    'Greeting delay for sources with no history. A client that talks before the greeting is an early talker and is refused.',
+  ),
+  suspicious_ms: d(
+    z.number().int().min(0).max(30_000).default(3_000),
+    'Greeting delay for sources with recent refusals or protocol errors.',
+  ),
+});
+
+const gateway = z.strictObject({
+  listen: d(listenAddress.default('127.0.0.1:2525'), 'Address the inbound SMTP listener binds to.'),
+  hostname: d(
+    z.string().min(1).max(253).default('postern.localhost'),
+    'Name used in the greeting, in Received headers and to detect clients that claim to be us.',
+  ),
+  domains: d(
+    z.array(domainName).default(['localhost']),
+    'Domains Postern accepts mail for. Mail for any other domain is refused at RCPT (no open relay).',
+  ),
+  recipients: d(
+    z.array(z.string().includes('@')).default([]),
+    'Known addresses. When a domain has at least one address listed here, only listed addresses of that domain are accepted; others get 550 5.1.1.',
+  ),
+  trusted_networks: d(
+    z.array(cidr).default([]),
+    'Networks whose clients skip the greeting pause. Nothing is trusted for being local unless listed.',
+  ),
+  workers: d(
+    z.number().int().min(1).max(64).default(1),
+    'SMTP worker processes sharing the listening socket (1 = in the main process).',
+  ),
+  max_message_bytes: d(
+    z.number().int().min(1024).default(26_214_400),
+    'Largest message accepted (SIZE is advertised with it). Larger ones get 552 5.3.4.',
+  ),
+  max_recipients: d(
+    z.number().int().min(1).max(10_000).default(100),
+    'Recipients per message; later ones get 452 4.5.3 so the client sends them in a new transaction.',
+  ),
+  max_command_line: d(
+    z.number().int().min(512).max(16_384).default(512),
+    'Longest command line in octets including CRLF (RFC 5321 4.5.3.1.4 says 512). Longer lines get 500 5.5.2.',
+  ),
+  max_connections: d(z.number().int().min(1).default(1_000), 'Concurrent SMTP connections in total.'),
+  max_connections_per_ip: d(
+    z.number().int().min(1).default(50),
+    'Concurrent SMTP connections from one client address; more get 421 4.7.0.',
+  ),
+  max_errors: d(
+    z.number().int().min(1).default(10),
+    'Protocol errors in one session before it is closed with 421.',
+  ),
+  idle_timeout_s: d(z.number().int().min(1).default(300), 'Seconds a client may stay silent.'),
+  session_timeout_s: d(
+    z.number().int().min(10).default(1_800),
+    'Longest a single SMTP session may last, in seconds.',
+  ),
+  bare_newline: d(
+    z.enum(['normalize', 'reject']).default('normalize'),
+    'What to do with a bare CR or LF in message data. "normalize" turns it into CRLF before analysis and relay; "reject" refuses the message with 550 5.5.2. A lone dot between bare line ends (SMTP smuggling) is refused either way.',
+  ),
+  greet_pause: greetPause.prefault({}),
+  tls: z
+    .strictObject({
+      cert: d(z.string().default(''), 'PEM certificate file. Empty: a self-signed one is generated under data_dir/tls/.'),
+      key: d(z.string().default(''), 'PEM private key file for cert.'),
+    })
+    .prefault({}),
+  recipient_verify: z
+    .strictObject({
+      enabled: d(
+        z.boolean().default(false),
+        'Verify recipients against the downstream with an RCPT probe before accepting them.',
+      ),
+      cache_ttl_s: d(z.number().int().min(1).default(3_600), 'How long a probe answer is remembered.'),
+      timeout_ms: d(z.number().int().min(100).default(5_000), 'Probe timeout; on timeout the recipient gets 451 4.4.3.'),
+    })
+    .prefault({}),
+});
+
+const downstream = z.strictObject({
+  host: d(z.string().min(1), 'Mail server that receives accepted mail.'),
+  port: d(z.number().int().min(1).max(65_535).default(25), 'Its port.'),
+  protocol: d(z.enum(['smtp', 'lmtp']).default('smtp'), 'Protocol spoken to it.'),
+  tls: d(
+    z.enum(['none', 'starttls', 'require_starttls', 'implicit']).default('starttls'),
+    '"starttls" upgrades when offered, "require_starttls" keeps mail queued unless TLS is used, "implicit" is TLS from the first byte.',
+  ),
+  tls_verify: d(z.boolean().default(false), 'Check the downstream certificate.'),
+  max_connections: d(z.number().int().min(1).max(100).default(5), 'Pooled connections to it.'),
+});
+
+const relay = z.strictObject({
+  downstream: downstream.optional().meta({
+    description: 'Where accepted mail goes. Without it, mail is delivered to Maildirs under data_dir/mailboxes/.',
+  }),
+  smarthost: z
+    .strictObject({
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65_535).default(25),
+    })
+    .optional()
+    .meta({ description: 'Relay for mail to other domains (delivery status notifications). Without it, their MX is used.' }),
+  retry_schedule_s: d(
+    z.array(z.number().int().min(1)).min(1).default([60, 300, 900, 1_800, 3_600]),
+    'Delays before each retry after a temporary failure; the last one repeats.',
+  ),
+  max_queue_lifetime_s: d(
+    z.number().int().min(60).default(432_000),
+    'After this long undelivered, a message is returned to its sender (default 5 days).',
+  ),
+  connect_timeout_ms: d(z.number().int().min(100).default(30_000), 'Timeout for connecting to the downstream.'),
+  command_timeout_ms: d(
+    z.number().int().min(100).default(300_000),
+    'Timeout for each reply of the downstream, including the one after the final dot.',
+  ),
+  concurrency: d(z.number().int().min(1).max(1_000).default(20), 'Deliveries in flight at once.'),
+});
+
+const actions = z.strictObject({
+  tag: d(z.number().default(5), 'Score at or above which the message is tagged with X-Postern headers.'),
+  quarantine: d(z.number().default(8), 'Score at or above which the message is held in quarantine.'),
+  reject: d(z.number().default(15), 'Score at or above which the message is refused with 554 5.7.1.'),
+});
+
+const analysis = z.strictObject({
+  actions: actions.prefault({}),
+  scores: d(
+    z.record(z.string(), z.union([z.number(), z.literal('reject')])).default({}),
+    'Score overrides per symbol name; "reject" forces refusal.',
+  ),
+  subject_prefix: d(z.string().default(''), 'Prefix added to the Subject of tagged mail, e.g. "[SPAM]".'),
+  check_timeout_ms: d(z.number().int().min(1).default(2_000), 'Time budget of one check.'),
+  checks: z.record(z.string(), z.record(z.string(), z.unknown())).default({}).meta({
+    description: 'Options of each check under analysis.checks.<name> (see docs/config.md).',
+  }),
+});
+
+const staticRule = z.strictObject({
+  recipient: d(z.string().default('*'), 'Recipient address, "*@domain" or "*".'),
+  sender: d(z.string().default('*'), 'Envelope sender address, "*@domain" or "*".'),
+  action: d(
+    z.enum(['accept', 'tag', 'quarantine', 'redirect', 'defer', 'reject']).optional(),
+    'Action forced for matching mail.',
+  ),
+  score: d(z.number().optional(), 'Score added for matching mail (negative to allow-list softly).'),
+  redirect_to: d(z.string().includes('@').optional(), 'Mailbox for action "redirect".'),
+});
+
+const policy = z.strictObject({
+  rules: d(z.array(staticRule).default([]), 'Static per-recipient and per-sender adjustments, applied in order.'),
+  redirect_to: d(
+    z.string().default(''),
+    'Default mailbox that action "redirect" delivers to when a rule or live policy does not name one.',
+  ),
+});
+
+const quarantine = z.strictObject({
+  retention_days: d(z.number().int().min(1).default(30), 'Days quarantined mail is kept.'),
+});
+
+const store = z.strictObject({
+  url: d(
+    z.string().default(''),
+    'Index and event store: empty for SQLite at data_dir/postern.db, "sqlite:PATH", or "postgres://user@host/db".',
+  ),
+  password: secret.optional().meta({ description: 'Database password, e.g. { env = "POSTERN_DB_PASSWORD" }.' }),
+  event_retention_days: d(z.number().int().min(1).default(30), 'Days events are kept.'),
+});
+
+const log = z.strictObject({
+  level: d(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'), 'Log level.'),
+});
+
+export const configSchema = z.strictObject({
+  data_dir: d(z.string().default('./data'), 'Where the spool, store, mailboxes and keys live (relative to this file).'),
+  gateway: gateway.prefault({}),
+  relay: relay.prefault({}),
+  analysis: analysis.prefault({}),
+  policy: policy.prefault({}),
+  quarantine: quarantine.prefault({}),
+  store: store.prefault({}),
+  log: log.prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

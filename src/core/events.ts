@@ -1,0 +1,46 @@
+// The closed event catalogue: every product event Postern records, with its level and meaning.
+// One emit() feeds the data matrix (the store), the logs and, later, the metrics.
+
+export const EVENT_TYPES = {
+  'smtp.connect': { level: 'debug', description: 'A client connected; carries the greeting pause applied.' },
+  'smtp.connect.refused': { level: 'info', description: 'A connection was refused before the greeting (limits, policy).' },
+  'smtp.early_talker': { level: 'info', description: 'A client sent data before the greeting.' },
+  'smtp.helo': { level: 'debug', description: 'A client introduced itself with HELO/EHLO.' },
+  'smtp.mail': { level: 'debug', description: 'A transaction started with MAIL FROM.' },
+  'smtp.mail.rejected': { level: 'info', description: 'MAIL FROM was refused.' },
+  'smtp.rcpt.accepted': { level: 'debug', description: 'A recipient was accepted at RCPT.' },
+  'smtp.rcpt.rejected': {
+    level: 'info',
+    description: 'A recipient was refused at RCPT (unknown recipient, relay attempt, limit, policy).',
+  },
+  'smtp.protocol_error': {
+    level: 'info',
+    description: 'A client broke the protocol: bad syntax, long line, pipelining violation, header as command.',
+  },
+  'smtp.data.rejected': { level: 'info', description: 'A message was refused after DATA; the gateway never owned it.' },
+  'smtp.data.aborted': { level: 'info', description: 'A client went away or timed out during DATA; nothing was stored.' },
+  'smtp.close': { level: 'info', description: 'A session ended: duration, messages, errors.' },
+  'message.accepted': { level: 'info', description: 'A message was spooled and answered 250; carries its verdict.' },
+  'message.quarantined': { level: 'info', description: 'A copy of a message was held in quarantine for recipients.' },
+  'check.failed': { level: 'warn', description: 'An analysis check threw or timed out.' },
+  'relay.attempt': { level: 'info', description: 'One delivery attempt to the downstream, local mailbox or smarthost.' },
+  'relay.delivered': { level: 'debug', description: 'Recipients of a message were delivered.' },
+  'relay.deferred': { level: 'info', description: 'Recipients failed temporarily; the next attempt time is set.' },
+  'relay.bounced': { level: 'warn', description: 'Recipients failed permanently or expired; a DSN was queued.' },
+  'relay.recovered': { level: 'info', description: 'Spool entries found at start-up and resumed or discarded.' },
+  'store.error': { level: 'error', description: 'The store or the spool failed an operation.' },
+} as const;
+
+export type EventType = keyof typeof EVENT_TYPES;
+
+export interface PosternEvent {
+  type: EventType;
+  /** Milliseconds since the epoch. */
+  ts: number;
+  ip?: string | null;
+  conn_id?: string | null;
+  msg_id?: string | null;
+  data: Record<string, unknown>;
+}
+
+export type Emit = (type: EventType, fields: Omit<PosternEvent, 'type' | 'ts' | 'data'> & { data?: Record<string, unknown> }) => void;

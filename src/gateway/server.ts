@@ -1,0 +1,299 @@
+// The inbound SMTP gateway: smtp-server with Postern's connection class, decision points at connect,
+// HELO, MAIL, RCPT and end of DATA, and the hand-off to the spool.
+import net from 'node:net';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../core/log.ts';
+import type { Emit } from '../core/events.ts';
+import { REPLY, SmtpReplyError, type SmtpReply } from '../core/reply.ts';
+import { addressProblem, domainOf, normalizeAddress } from '../core/address.ts';
+import type { Runner } from '../analysis/runner.ts';
+import type { ScoreTable } from '../analysis/scoring.ts';
+import type { SessionFacts, SymbolHit } from '../analysis/check.ts';
+import type { PolicyTable } from '../policy/live.ts';
+import { policyAction } from '../policy/decide.ts';
+import type { AppliedPolicy } from '../policy/action.ts';
+import { PosternConnection, type ConnectionHooks } from './connection.ts';
+import { SourceBook } from './sources.ts';
+import { handleData, type DataDeps } from './phases/data.ts';
+import type { Acceptor } from './accept.ts';
+import type { RecipientVerifier } from './verify.ts';
+
+export interface ConnState {
+  cid: string;
+  ip: string;
+  startedAt: number;
+  trusted: boolean;
+  helo?: string;
+  heloHits: SymbolHit[];
+  /** A refusal decided before RCPT (connect/HELO/MAIL policy), given at the first RCPT (delay_deny). */
+  pendingRefusal?: { reply: SmtpReply; reason: string; policy?: AppliedPolicy };
+  policies: AppliedPolicy[];
+  messages: number;
+  refused: number;
+  protocolErrors: number;
+  /** Ends the session (after the reply already sent). */
+  close(): void;
+}
+
+export interface GatewayDeps {
+  config: Config;
+  log: Logger;
+  emit: Emit;
+  runner: Runner;
+  scores: ScoreTable;
+  policies: PolicyTable;
+  acceptor: Acceptor;
+  verifier?: RecipientVerifier;
+  tls: { key: string; cert: string };
+  /** Called after a message is durably accepted. */
+  onAccepted(msgId: string): void;
+}
+
+export class Gateway {
+  readonly server: SMTPServer;
+  readonly sources: SourceBook;
+  readonly conns = new Map<string, ConnState>();
+  private readonly dataDeps: DataDeps;
+
+  constructor(private readonly deps: GatewayDeps) {
+    const { config, log } = deps;
+    const g = config.gateway;
+    this.sources = new SourceBook(g.trusted_networks);
+    const smtpLog = log.child({ component: 'smtp-server' }, { level: log.level === 'debug' || log.level === 'trace' ? 'debug' : 'warn' });
+    this.server = new SMTPServer({
+      name: g.hostname,
+      banner: 'Postern',
+      size: g.max_message_bytes,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      hideREQUIRETLS: true,
+      disabledCommands: ['AUTH'],
+      authOptional: true,
+      disableReverseLookup: true,
+      maxClients: g.max_connections,
+      socketTimeout: g.idle_timeout_s * 1000,
+      closeTimeout: 10_000,
+      key: deps.tls.key,
+      cert: deps.tls.cert,
+      logger: smtpLog as never,
+      onMailFrom: (a, s, cb) => this.onMailFrom(a, s).then(() => cb(), (e: Error) => cb(e)),
+      onRcptTo: (a, s, cb) => this.onRcptTo(a, s).then(() => cb(), (e: Error) => cb(e)),
+      onData: (stream, s, cb) => void handleData(this.dataDeps, stream as never, s, cb),
+    });
+    this.server.on('error', (err) => log.warn({ err: err.message }, 'smtp server error'));
+    const hooks = this.hooks();
+    const server = this.server as unknown as {
+      connect(socket: net.Socket, opts: unknown): void;
+      connections: Set<unknown>;
+      _onError(err: Error): void;
+      _onClientConnect(d: unknown): void;
+    };
+    server.connect = (socket, opts) => {
+      const conn = new PosternConnection(this.server, socket, opts) as PosternConnection & NodeJS.EventEmitter;
+      conn.hooks = hooks;
+      server.connections.add(conn);
+      conn.on('error', (err: Error) => server._onError(err));
+      conn.on('connect', (d: unknown) => server._onClientConnect(d));
+      conn.init();
+    };
+    this.dataDeps = {
+      config,
+      log,
+      emit: deps.emit,
+      runner: deps.runner,
+      scores: deps.scores,
+      policies: deps.policies,
+      acceptor: deps.acceptor,
+      sources: this.sources,
+      state: (s) => this.state(s),
+      onAccepted: deps.onAccepted,
+    };
+  }
+
+  listen(host: string, port: number): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.removeListener('error', reject);
+        resolve((this.server as unknown as { server: net.Server }).server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  state(session: SMTPServerSession): ConnState {
+    const st = this.conns.get(session.id);
+    if (!st) throw new Error(`no state for session ${session.id}`);
+    return st;
+  }
+
+  facts(st: ConnState, session?: SMTPServerSession): SessionFacts {
+    return {
+      ip: st.ip,
+      ourHostname: this.deps.config.gateway.hostname,
+      ourDomains: this.deps.config.gateway.domains,
+      trusted: st.trusted,
+      tls: Boolean(session?.secure),
+      helo: st.helo,
+    };
+  }
+
+  private hooks(): ConnectionHooks {
+    const { config, emit } = this.deps;
+    const g = config.gateway;
+    return {
+      maxCommandLine: g.max_command_line,
+      maxErrors: g.max_errors,
+      sessionTimeoutMs: g.session_timeout_s * 1000,
+      beforeGreeting: async (conn) => {
+        const ip = conn.ip;
+        if (!this.sources.connect(ip, g.max_connections_per_ip)) {
+          emit('smtp.connect.refused', { ip, conn_id: conn.cid, data: { reason: 'per_ip_limit' } });
+          return { refuse: REPLY.tooManyConnections };
+        }
+        const trusted = this.sources.isTrusted(ip);
+        const st: ConnState = {
+          cid: conn.cid,
+          ip,
+          startedAt: Date.now(),
+          trusted,
+          heloHits: [],
+          policies: [],
+          messages: 0,
+          refused: 0,
+          protocolErrors: 0,
+          close: () => (conn as unknown as { close(): void }).close(),
+        };
+        this.conns.set(conn.cid, st);
+        const cls = this.sources.classify(ip);
+        let pauseMs = g.greet_pause[`${cls}_ms`];
+        for (const p of this.deps.policies.match({ ip })) {
+          if (p.action === 'tarpit') pauseMs = Math.max(pauseMs, Number(p.params.delay_ms ?? 5000));
+          const a = policyAction(p, config);
+          if (a && (a.kind === 'reject' || a.kind === 'defer') && !st.pendingRefusal) {
+            const applied = { id: p.id, target_kind: p.target_kind, target: p.target, action: p.action, reason: p.reason };
+            st.pendingRefusal = { reply: a.reply, reason: p.reason, policy: applied };
+            st.policies.push(applied);
+          }
+        }
+        emit('smtp.connect', { ip, conn_id: conn.cid, data: { class: cls, pause_ms: pauseMs } });
+        return { pauseMs };
+      },
+      earlyTalker: (conn, bytes) => {
+        this.sources.protocolError(conn.ip);
+        emit('smtp.early_talker', { ip: conn.ip, conn_id: conn.cid, data: { pause_ms: conn.pauseMs, bytes } });
+      },
+      protocolError: (conn, kind, detail) => {
+        this.sources.protocolError(conn.ip);
+        const st = this.conns.get(conn.cid);
+        if (st) st.protocolErrors++;
+        emit('smtp.protocol_error', { ip: conn.ip, conn_id: conn.cid, data: { kind, detail } });
+      },
+      helo: (conn, name) => void this.onHelo(conn, name),
+      closed: (conn) => {
+        const st = this.conns.get(conn.cid);
+        this.conns.delete(conn.cid);
+        if (!st) return;
+        this.sources.disconnect(conn.ip);
+        emit('smtp.close', {
+          ip: conn.ip,
+          conn_id: conn.cid,
+          data: { duration_ms: Date.now() - st.startedAt, messages: st.messages, refused: st.refused, protocol_errors: st.protocolErrors, helo: st.helo },
+        });
+      },
+    };
+  }
+
+  private async onHelo(conn: PosternConnection, name: string): Promise<void> {
+    const st = this.conns.get(conn.cid);
+    if (!st) return;
+    st.helo = name;
+    const res = await this.deps.runner.run('helo', { session: this.facts(st) }, { conn_id: st.cid });
+    st.heloHits = res.hits;
+    for (const p of this.deps.policies.match({ helo: name })) {
+      const a = policyAction(p, this.deps.config);
+      if (a && (a.kind === 'reject' || a.kind === 'defer') && !st.pendingRefusal) {
+        const applied = { id: p.id, target_kind: p.target_kind, target: p.target, action: p.action, reason: p.reason };
+        st.pendingRefusal = { reply: a.reply, reason: p.reason, policy: applied };
+        st.policies.push(applied);
+      }
+    }
+    this.deps.emit('smtp.helo', { ip: st.ip, conn_id: st.cid, data: { helo: name, symbols: res.hits.map((h) => h.name) } });
+  }
+
+  private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const st = this.state(session);
+    const from = address.address;
+    const refuse = (reply: SmtpReply, reason: string) => {
+      st.refused++;
+      this.deps.emit('smtp.mail.rejected', { ip: st.ip, conn_id: st.cid, data: { from, reason, reply: reply.code } });
+      throw new SmtpReplyError(reply);
+    };
+    if (from !== '') {
+      const problem = addressProblem(from, Boolean(session.envelope.smtpUtf8));
+      if (problem === 'too_long') refuse(REPLY.addressTooLong, 'address_too_long');
+      if (problem === 'eight_bit') refuse(REPLY.eightBitAddress, 'eight_bit_without_smtputf8');
+      if (problem === 'syntax') refuse(REPLY.badSenderSyntax, 'syntax');
+    }
+    for (const p of this.deps.policies.match({ sender: from })) {
+      const a = policyAction(p, this.deps.config);
+      if (a && (a.kind === 'reject' || a.kind === 'defer') && !st.pendingRefusal) {
+        const applied = { id: p.id, target_kind: p.target_kind, target: p.target, action: p.action, reason: p.reason };
+        st.pendingRefusal = { reply: a.reply, reason: p.reason, policy: applied };
+        st.policies.push(applied);
+      }
+    }
+    this.deps.emit('smtp.mail', { ip: st.ip, conn_id: st.cid, data: { from, size: address.args && (address.args as Record<string, unknown>).SIZE } });
+  }
+
+  private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const st = this.state(session);
+    const { config, emit } = this.deps;
+    const rcpt = address.address;
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    const refuse = (reply: SmtpReply, reason: string, extra: Record<string, unknown> = {}): never => {
+      st.refused++;
+      if (reply.code >= 500) this.sources.refused(st.ip);
+      emit('smtp.rcpt.rejected', { ip: st.ip, conn_id: st.cid, data: { rcpt, from, reason, reply: `${reply.code} ${reply.enhanced}`, helo: st.helo, ...extra } });
+      throw new SmtpReplyError(reply);
+    };
+    const problem = addressProblem(rcpt, Boolean(session.envelope.smtpUtf8));
+    if (problem === 'too_long') refuse(REPLY.addressTooLong, 'address_too_long');
+    if (problem === 'eight_bit') refuse(REPLY.eightBitAddress, 'eight_bit_without_smtputf8');
+    if (problem === 'syntax' && rcpt.toLowerCase() !== 'postmaster') refuse(REPLY.badRecipientSyntax, 'syntax');
+    if (session.envelope.rcptTo.length >= config.gateway.max_recipients) refuse(REPLY.tooManyRcpts, 'too_many_recipients');
+    const lower = normalizeAddress(rcpt === 'postmaster' || rcpt === 'Postmaster' ? `postmaster@${config.gateway.domains[0] ?? 'localhost'}` : rcpt);
+    const domain = domainOf(lower);
+    if (!config.gateway.domains.includes(domain)) refuse(REPLY.relayDenied, 'relay_denied');
+    const isPostmaster = lower.startsWith('postmaster@');
+    if (st.pendingRefusal && !isPostmaster) {
+      refuse(st.pendingRefusal.reply, 'policy', { policy: st.pendingRefusal.policy?.id, policy_reason: st.pendingRefusal.reason });
+    }
+    for (const p of this.deps.policies.match({ ip: st.ip, recipient: lower, sender: from })) {
+      if (p.target_kind !== 'recipient') continue;
+      const a = policyAction(p, config);
+      if (a && (a.kind === 'reject' || a.kind === 'defer')) refuse(a.reply, 'policy', { policy: p.id, policy_reason: p.reason });
+    }
+    if (!isPostmaster) {
+      const listed = config.gateway.recipients.map(normalizeAddress);
+      const domainListed = listed.some((a) => domainOf(a) === domain);
+      if (domainListed && !listed.includes(lower)) refuse(REPLY.unknownRecipient, 'unknown_recipient');
+      if (!domainListed && this.deps.verifier) {
+        const r = await this.deps.verifier.verify(lower);
+        if (r === 'unknown') refuse(REPLY.unknownRecipient, 'unknown_recipient', { verified: 'downstream' });
+        if (r === 'tempfail') refuse(REPLY.verifyTimeout, 'verify_unavailable');
+      }
+    }
+    emit('smtp.rcpt.accepted', { ip: st.ip, conn_id: st.cid, data: { rcpt: lower, from } });
+  }
+}
+
+export function splitListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen);
+  if (!m) return { host: '127.0.0.1', port: Number(listen) };
+  return { host: m[1] ?? m[2], port: Number(m[3]) };
+}

@@ -1,0 +1,52 @@
+// The postern command: parses the command line and runs one command.
+import { runStart } from './cli/start.ts';
+import { runConfig } from './cli/config.ts';
+import { runTrace } from './cli/trace.ts';
+import { runQueue } from './cli/queue.ts';
+
+const USAGE = `usage: postern <command> [options]
+
+commands:
+  start [--config FILE]                  start Postern (writes a default postern.toml if missing)
+  config check [FILE]                    validate a config file and print the effective config
+  config show [--config FILE]            print the effective config, defaults marked
+  config schema                          print the config's JSON Schema
+  trace <queue-id|message-id> [--json]   the path of one message through Postern
+  queue list [--json]                    messages waiting for delivery
+  queue retry <queue-id>                 attempt delivery of one message now
+  queue flush                            attempt delivery of every waiting message now
+
+--config defaults to ./postern.toml`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'start':
+        return await runStart(rest);
+      case 'config':
+        return await runConfig(rest);
+      case 'trace':
+        return await runTrace(rest);
+      case 'queue':
+        return await runQueue(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return cmd === undefined ? 64 : 0;
+      default:
+        console.error(`postern: unknown command "${cmd}"\n\n${USAGE}`);
+        return 64;
+    }
+  } catch (err) {
+    const e = err as Error & { name?: string };
+    if (e.name === 'ConfigError') {
+      console.error(e.message);
+      return 78;
+    }
+    console.error(`postern: ${e.message}`);
+    return 1;
+  }
+}

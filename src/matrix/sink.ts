@@ -1,0 +1,91 @@
+// Event ingest: emit() buffers typed events and writes them to the store in batches, off the SMTP hot path.
+import type { Kysely } from 'kysely';
+import type { Logger } from '../core/log.ts';
+import { EVENT_TYPES, type Emit, type EventType, type PosternEvent } from '../core/events.ts';
+import type { DB } from '../store/schema.ts';
+
+const CHUNK = 400;
+
+export class EventSink {
+  private buf: PosternEvent[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private listeners = new Set<(e: PosternEvent) => void>();
+  dropped = 0;
+
+  constructor(
+    private readonly db: Kysely<DB>,
+    private readonly log: Logger,
+    private readonly opts: { flushMs?: number; maxBuffer?: number } = {},
+  ) {}
+
+  /** Records an event. Never throws and never waits for the store. */
+  readonly emit: Emit = (type, fields) => {
+    const e: PosternEvent = {
+      type,
+      ts: Date.now(),
+      ip: fields.ip ?? null,
+      conn_id: fields.conn_id ?? null,
+      msg_id: fields.msg_id ?? null,
+      data: fields.data ?? {},
+    };
+    this.push(e);
+  };
+
+  push(e: PosternEvent): void {
+    const level = EVENT_TYPES[e.type].level;
+    if (this.log.isLevelEnabled(level)) {
+      this.log[level]({ event: e.type, ip: e.ip ?? undefined, cid: e.conn_id ?? undefined, msg_id: e.msg_id ?? undefined, ...e.data }, e.type);
+    }
+    for (const l of this.listeners) l(e);
+    if (this.buf.length >= (this.opts.maxBuffer ?? 200_000)) {
+      // The store is far behind; keep the process alive rather than grow without bound.
+      this.dropped++;
+      return;
+    }
+    this.buf.push(e);
+    if (!this.timer) {
+      this.timer = setTimeout(() => void this.flush(), this.opts.flushMs ?? 200);
+      this.timer.unref();
+    }
+  }
+
+  subscribe(fn: (e: PosternEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Writes everything buffered so far. */
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    this.flushing = this.flushing.then(() => this.write());
+    return this.flushing;
+  }
+
+  private async write(): Promise<void> {
+    while (this.buf.length) {
+      const batch = this.buf.splice(0, CHUNK);
+      try {
+        await this.db
+          .insertInto('events')
+          .values(
+            batch.map((e) => ({
+              ts: e.ts,
+              type: e.type,
+              ip: e.ip ?? null,
+              conn_id: e.conn_id ?? null,
+              msg_id: e.msg_id ?? null,
+              data: JSON.stringify(e.data),
+            })),
+          )
+          .execute();
+      } catch (err) {
+        this.log.error({ err, events: batch.length }, 'event store write failed; events dropped');
+        this.dropped += batch.length;
+      }
+    }
+  }
+}

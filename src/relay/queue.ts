@@ -1,0 +1,324 @@
+// The relay: delivers spooled messages to the downstream (or the local Maildirs, or other domains for DSNs),
+// retries temporary failures on the schedule, returns permanent failures to the sender, and recovers at start.
+import type { Kysely, Selectable } from 'kysely';
+import type { Transporter } from 'nodemailer';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../core/log.ts';
+import type { Emit } from '../core/events.ts';
+import { queueId } from '../core/ids.ts';
+import { domainOf } from '../core/address.ts';
+import type { DB, MessagesTable, RecipientsTable } from '../store/schema.ts';
+import type { Spool } from '../gateway/spool.ts';
+import type { Acceptor } from '../gateway/accept.ts';
+import { MaildirStore } from './maildir.ts';
+import { prepareCopy } from './headers.ts';
+import { createTransport, OutboundTransports, send, type Outcome } from './transport.ts';
+import { retryDelayMs, routeFor } from './route.ts';
+import { buildDsn, type FailedRecipient } from './dsn.ts';
+
+type Rcpt = Selectable<RecipientsTable>;
+type Msg = Selectable<MessagesTable>;
+
+export interface RelayDeps {
+  config: Config;
+  db: Kysely<DB>;
+  spool: Spool;
+  acceptor: Acceptor;
+  maildir: MaildirStore;
+  log: Logger;
+  emit: Emit;
+}
+
+const OPEN = ['queued', 'deferred'];
+
+export class Relay {
+  private queued = new Set<string>();
+  private waiting: string[] = [];
+  private inflight = new Set<string>();
+  private active = 0;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private downstream: Transporter | null = null;
+  private outbound: OutboundTransports;
+  private stopped = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: RelayDeps) {
+    const ds = deps.config.relay.downstream;
+    if (ds) {
+      this.downstream = createTransport({
+        host: ds.host,
+        port: ds.port,
+        lmtp: ds.protocol === 'lmtp',
+        tls: ds.tls,
+        tlsVerify: ds.tls_verify,
+        maxConnections: ds.max_connections,
+        name: deps.config.gateway.hostname,
+        connectTimeoutMs: deps.config.relay.connect_timeout_ms,
+        commandTimeoutMs: deps.config.relay.command_timeout_ms,
+      });
+    }
+    this.outbound = new OutboundTransports(deps.config);
+  }
+
+  /** Resumes the spool: drops files that never got a 250, then schedules every open recipient. */
+  async start(pollMs = 1000): Promise<void> {
+    const { spool, db, emit } = this.deps;
+    const tmp = await spool.clearTmp();
+    const files = await spool.listIds();
+    let orphans = 0;
+    let finished = 0;
+    for (let i = 0; i < files.length; i += 500) {
+      const chunk = files.slice(i, i + 500);
+      const rows = await db.selectFrom('messages').select(['id', 'status']).where('id', 'in', chunk).execute();
+      const known = new Map(rows.map((r) => [r.id, r.status]));
+      for (const id of chunk) {
+        const status = known.get(id);
+        if (status === undefined) {
+          // Written but never committed: the client got no 250 and will send it again.
+          orphans++;
+          await spool.remove(id);
+        } else if (status === 'done') {
+          finished++;
+          await spool.remove(id);
+        }
+      }
+    }
+    const open = await db
+      .selectFrom('recipients')
+      .select(({ fn }) => [fn.count<number>('msg_id').as('n')])
+      .where('status', 'in', OPEN)
+      .executeTakeFirst();
+    emit('relay.recovered', { data: { orphans_removed: orphans, finished_removed: finished, tmp_removed: tmp, open_recipients: Number(open?.n ?? 0) } });
+    await this.poll();
+    this.pollTimer = setInterval(() => void this.poll().catch((err) => this.deps.log.error({ err }, 'relay poll failed')), pollMs);
+    this.pollTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    await this.idle();
+    this.downstream?.close();
+    this.outbound.close();
+  }
+
+  /** Resolves when nothing is being delivered. */
+  idle(): Promise<void> {
+    if (this.active === 0 && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  submit(id: string): void {
+    if (this.stopped || this.queued.has(id) || this.inflight.has(id)) return;
+    this.queued.add(id);
+    this.waiting.push(id);
+    this.pump();
+  }
+
+  /** Picks up recipients that are due (retries, and those another process set due with `queue retry`). */
+  async poll(): Promise<void> {
+    const rows = await this.deps.db
+      .selectFrom('recipients')
+      .select('msg_id')
+      .distinct()
+      .where('status', 'in', OPEN)
+      .where('next_attempt_at', '<=', Date.now())
+      .limit(2000)
+      .execute();
+    for (const r of rows) this.submit(r.msg_id);
+  }
+
+  private pump(): void {
+    const limit = this.deps.config.relay.concurrency;
+    while (this.active < limit && this.waiting.length) {
+      const id = this.waiting.shift() as string;
+      this.queued.delete(id);
+      this.inflight.add(id);
+      this.active++;
+      this.process(id)
+        .catch((err) => this.deps.log.error({ err, msg_id: id }, 'delivery run failed'))
+        .finally(() => {
+          this.active--;
+          this.inflight.delete(id);
+          this.pump();
+          if (this.active === 0 && this.waiting.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+        });
+    }
+  }
+
+  private async process(id: string): Promise<void> {
+    const { db, spool, config, emit, log } = this.deps;
+    const now = Date.now();
+    const [msg, rcpts] = await Promise.all([
+      db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst(),
+      db.selectFrom('recipients').selectAll().where('msg_id', '=', id).execute(),
+    ]);
+    if (!msg) return;
+    const due = rcpts.filter((r) => OPEN.includes(r.status) && r.next_attempt_at <= now + 50);
+    if (!due.length) return;
+    let raw: Buffer;
+    try {
+      raw = await spool.read(id);
+    } catch (err) {
+      log.error({ msg_id: id, err: (err as Error).message }, 'spool file missing for open recipients');
+      emit('store.error', { msg_id: id, data: { op: 'spool_read', error: (err as Error).message } });
+      await this.record(msg, rcpts, due.map((r) => ({ r, o: { kind: 'temp', response: 'spool file unreadable' } as Outcome })), now);
+      return;
+    }
+    const groups = new Map<string, Rcpt[]>();
+    for (const r of due) {
+      const key = `${r.route}|${r.action === 'tag' ? 'tag' : 'plain'}|${r.route === 'outbound' ? domainOf(r.deliver_to) : ''}`;
+      const g = groups.get(key) ?? [];
+      g.push(r);
+      groups.set(key, g);
+    }
+    const results: { r: Rcpt; o: Outcome }[] = [];
+    await Promise.all(
+      [...groups.values()].map(async (group) => {
+        const first = group[0];
+        const tag =
+          first.action === 'tag'
+            ? { score: msg.score, symbols: JSON.parse(msg.symbols) as { name: string; score: number }[], action: 'tag', subjectPrefix: config.analysis.subject_prefix || undefined }
+            : undefined;
+        const copy = prepareCopy(raw, config.gateway.hostname, tag);
+        const t0 = Date.now();
+        const { outcomes, host } = await this.deliver(first.route, msg.mail_from, group.map((r) => r.deliver_to), copy);
+        for (const r of group) results.push({ r, o: outcomes.get(r.deliver_to) ?? { kind: 'temp', response: 'no outcome' } });
+        emit('relay.attempt', {
+          msg_id: id,
+          data: {
+            route: first.route,
+            host,
+            ms: Date.now() - t0,
+            results: group.map((r) => {
+              const o = outcomes.get(r.deliver_to);
+              return { rcpt: r.rcpt, deliver_to: r.deliver_to, result: o?.kind, response: o?.response };
+            }),
+          },
+        });
+      }),
+    );
+    await this.record(msg, rcpts, results, now);
+  }
+
+  private async deliver(route: string, from: string, to: string[], copy: Buffer): Promise<{ outcomes: Map<string, Outcome>; host: string }> {
+    if (route === 'local') {
+      const outcomes = new Map<string, Outcome>();
+      for (const addr of to) {
+        try {
+          const name = await this.deps.maildir.deliver(addr, copy);
+          outcomes.set(addr, { kind: 'ok', response: `maildir ${name}` });
+        } catch (err) {
+          outcomes.set(addr, { kind: 'temp', response: `maildir: ${(err as Error).message}` });
+        }
+      }
+      return { outcomes, host: 'maildir' };
+    }
+    if (route === 'downstream' && this.downstream) {
+      const ds = this.deps.config.relay.downstream!;
+      return send(this.downstream, `${ds.host}:${ds.port}`, from, to, copy);
+    }
+    const { t, host } = await this.outbound.forDomain(domainOf(to[0]));
+    return send(t, host, from, to, copy);
+  }
+
+  /** Writes the outcomes, then removes the spool file if nothing is left open, then returns failures. */
+  private async record(msg: Msg, all: Rcpt[], results: { r: Rcpt; o: Outcome }[], now: number): Promise<void> {
+    const { db, config, emit, spool } = this.deps;
+    const expired = now - msg.received_at >= config.relay.max_queue_lifetime_s * 1000;
+    const failed: FailedRecipient[] = [];
+    const delivered: string[] = [];
+    const deferred: { rcpt: string; next: number; response: string }[] = [];
+    const updates = results.map(({ r, o }) => {
+      const attempts = r.attempts + 1;
+      if (o.kind === 'ok') {
+        delivered.push(r.rcpt);
+        return { r, status: 'delivered', attempts, next: r.next_attempt_at, error: null as string | null };
+      }
+      if (o.kind === 'perm' || expired) {
+        failed.push({
+          rcpt: r.rcpt,
+          status: o.kind === 'perm' ? `5.0.0` : '4.4.7',
+          diagnostic: o.kind === 'perm' ? o.response : `expired after ${attempts} attempts: ${o.response}`,
+          action: 'failed',
+        });
+        return { r, status: o.kind === 'perm' ? 'bounced' : 'expired', attempts, next: r.next_attempt_at, error: o.response };
+      }
+      const next = now + retryDelayMs(attempts, config.relay.retry_schedule_s);
+      deferred.push({ rcpt: r.rcpt, next, response: o.response });
+      return { r, status: 'deferred', attempts, next, error: o.response };
+    });
+    const stillOpen = all.some((r) => OPEN.includes(r.status) && !results.some((x) => x.r.rcpt === r.rcpt)) ||
+      updates.some((u) => u.status === 'deferred');
+    let dsn: { id: string; raw: Buffer } | undefined;
+    if (failed.length && msg.mail_from !== '') {
+      const raw = await spool.read(msg.id).catch(() => Buffer.alloc(0));
+      const end = raw.indexOf('\r\n\r\n');
+      dsn = {
+        id: queueId(),
+        raw: buildDsn({
+          hostname: config.gateway.hostname,
+          to: msg.mail_from,
+          queueId: msg.id,
+          arrivalDate: new Date(msg.received_at),
+          failed,
+          originalHeaders: raw.subarray(0, end < 0 ? Math.min(raw.length, 64 * 1024) : end + 2).toString('utf8'),
+        }),
+      };
+    }
+    if (dsn) {
+      // The DSN is a message of its own, taken into the spool like any other before the original is let go.
+      const route = routeFor(msg.mail_from, config);
+      await this.deps.acceptor.accept({
+        message: {
+          id: dsn.id,
+          message_id: null,
+          received_at: now,
+          conn_id: null,
+          client_ip: null,
+          helo: null,
+          mail_from: '',
+          size: dsn.raw.length,
+          subject: 'Undelivered Mail Returned to Sender',
+          score: 0,
+          symbols: '[]',
+          verdict: JSON.stringify({ dsn_for: msg.id }),
+          status: 'queued',
+        },
+        recipients: [
+          {
+            msg_id: dsn.id,
+            rcpt: msg.mail_from.toLowerCase(),
+            action: 'accept',
+            reasons: JSON.stringify([{ source: 'rule', action: 'accept', detail: `delivery status notification for ${msg.id}` }]),
+            status: 'queued',
+            route,
+            deliver_to: msg.mail_from.toLowerCase(),
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: null,
+            updated_at: now,
+          },
+        ],
+        quarantine: [],
+        raw: dsn.raw,
+      });
+      this.submit(dsn.id);
+    }
+    await db.transaction().execute(async (trx) => {
+      for (const u of updates) {
+        await trx
+          .updateTable('recipients')
+          .set({ status: u.status, attempts: u.attempts, next_attempt_at: u.next, last_error: u.error, updated_at: now })
+          .where('msg_id', '=', msg.id)
+          .where('rcpt', '=', u.r.rcpt)
+          .execute();
+      }
+      if (!stillOpen) await trx.updateTable('messages').set({ status: 'done' }).where('id', '=', msg.id).execute();
+    });
+    if (delivered.length) emit('relay.delivered', { msg_id: msg.id, data: { rcpts: delivered } });
+    if (deferred.length) emit('relay.deferred', { msg_id: msg.id, data: { rcpts: deferred } });
+    if (failed.length) emit('relay.bounced', { msg_id: msg.id, data: { rcpts: failed, dsn: dsn?.id ?? null } });
+    if (!stillOpen) await spool.remove(msg.id);
+  }
+}

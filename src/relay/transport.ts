@@ -1,0 +1,133 @@
+// Sending one copy over SMTP or LMTP with nodemailer, and reading each recipient's outcome from the replies.
+import dns from 'node:dns/promises';
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { Config } from '../config/schema.ts';
+
+export type Outcome = { kind: 'ok'; response: string } | { kind: 'temp' | 'perm'; code?: number; response: string };
+
+export interface SendResult {
+  /** Per recipient address as given. */
+  outcomes: Map<string, Outcome>;
+  host: string;
+}
+
+interface SmtpError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  rejectedErrors?: SmtpError[];
+  recipient?: string;
+}
+
+function classify(err: SmtpError): Outcome {
+  const code = err.responseCode;
+  const response = (err.response ?? err.message).slice(0, 500);
+  if (code && code >= 500 && code < 600) return { kind: 'perm', code, response };
+  return { kind: 'temp', code, response };
+}
+
+export interface TransportOptions {
+  host: string;
+  port: number;
+  lmtp?: boolean;
+  tls: 'none' | 'starttls' | 'require_starttls' | 'implicit' | 'opportunistic';
+  tlsVerify?: boolean;
+  maxConnections?: number;
+  name: string;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+}
+
+export function createTransport(o: TransportOptions): Transporter {
+  return nodemailer.createTransport({
+    pool: true,
+    host: o.host,
+    port: o.port,
+    lmtp: o.lmtp,
+    secure: o.tls === 'implicit',
+    ignoreTLS: o.tls === 'none',
+    requireTLS: o.tls === 'require_starttls',
+    opportunisticTLS: o.tls === 'starttls' || o.tls === 'opportunistic',
+    tls: { rejectUnauthorized: Boolean(o.tlsVerify) },
+    name: o.name,
+    maxConnections: o.maxConnections ?? 5,
+    maxMessages: Infinity,
+    connectionTimeout: o.connectTimeoutMs,
+    greetingTimeout: o.connectTimeoutMs,
+    socketTimeout: o.commandTimeoutMs,
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+  } as never);
+}
+
+const CRLF_IN = /[\r\n]/;
+
+/** Sends `raw` to `to`; never throws: every recipient gets an outcome. */
+export async function send(t: Transporter, host: string, from: string, to: string[], raw: Buffer): Promise<SendResult> {
+  const outcomes = new Map<string, Outcome>();
+  // reliability.md C-13: an envelope value with CR or LF must never become a second command line.
+  if (CRLF_IN.test(from) || to.some((r) => CRLF_IN.test(r))) {
+    for (const r of to) outcomes.set(r, { kind: 'perm', response: 'envelope contains a line break' });
+    return { outcomes, host };
+  }
+  try {
+    const info = (await t.sendMail({ envelope: { from, to }, raw })) as {
+      accepted: string[];
+      rejectedErrors?: SmtpError[];
+      response: string;
+    };
+    for (const r of info.accepted) outcomes.set(r, { kind: 'ok', response: info.response });
+    for (const e of info.rejectedErrors ?? []) if (e.recipient) outcomes.set(e.recipient, classify(e));
+    for (const r of to) if (!outcomes.has(r)) outcomes.set(r, { kind: 'temp', response: 'no reply for recipient' });
+  } catch (e) {
+    const err = e as SmtpError;
+    if (err.rejectedErrors?.length) {
+      for (const re of err.rejectedErrors) if (re.recipient) outcomes.set(re.recipient, classify(re));
+    }
+    const whole = classify(err);
+    for (const r of to) if (!outcomes.has(r)) outcomes.set(r, whole);
+  }
+  return { outcomes, host };
+}
+
+/** Transports to other domains' mail servers: the smarthost when configured, otherwise the domain's MX. */
+export class OutboundTransports {
+  private cache = new Map<string, Transporter>();
+
+  constructor(private readonly config: Config) {}
+
+  async forDomain(domain: string): Promise<{ t: Transporter; host: string }> {
+    const sh = this.config.relay.smarthost;
+    let host: string;
+    let port = 25;
+    if (sh) {
+      host = sh.host;
+      port = sh.port;
+    } else {
+      const mx = await dns.resolveMx(domain).catch(() => [] as { exchange: string; priority: number }[]);
+      mx.sort((a, b) => a.priority - b.priority);
+      host = mx[0]?.exchange || domain;
+    }
+    const key = `${host}:${port}`;
+    let t = this.cache.get(key);
+    if (!t) {
+      t = createTransport({
+        host,
+        port,
+        tls: 'opportunistic',
+        name: this.config.gateway.hostname,
+        connectTimeoutMs: this.config.relay.connect_timeout_ms,
+        commandTimeoutMs: this.config.relay.command_timeout_ms,
+        maxConnections: 2,
+      });
+      this.cache.set(key, t);
+    }
+    return { t, host: key };
+  }
+
+  close(): void {
+    for (const t of this.cache.values()) t.close();
+    this.cache.clear();
+  }
+}

@@ -1,0 +1,100 @@
+// Creates the store's tables and indexes, the same on SQLite and PostgreSQL.
+import { sql, type Kysely } from 'kysely';
+import type { DB } from './schema.ts';
+import type { Dialect } from './db.ts';
+
+export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
+  const big = dialect === 'postgres' ? 'bigint' : 'integer';
+  const real = dialect === 'postgres' ? 'double precision' : 'real';
+  await db.schema
+    .createTable('messages')
+    .ifNotExists()
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('message_id', 'text')
+    .addColumn('received_at', big, (c) => c.notNull())
+    .addColumn('conn_id', 'text')
+    .addColumn('client_ip', 'text')
+    .addColumn('helo', 'text')
+    .addColumn('mail_from', 'text', (c) => c.notNull())
+    .addColumn('size', 'integer', (c) => c.notNull())
+    .addColumn('subject', 'text')
+    .addColumn('score', real, (c) => c.notNull())
+    .addColumn('symbols', 'text', (c) => c.notNull())
+    .addColumn('verdict', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('recipients')
+    .ifNotExists()
+    .addColumn('msg_id', 'text', (c) => c.notNull())
+    .addColumn('rcpt', 'text', (c) => c.notNull())
+    .addColumn('action', 'text', (c) => c.notNull())
+    .addColumn('reasons', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('route', 'text', (c) => c.notNull())
+    .addColumn('deliver_to', 'text', (c) => c.notNull())
+    .addColumn('attempts', 'integer', (c) => c.notNull())
+    .addColumn('next_attempt_at', big, (c) => c.notNull())
+    .addColumn('last_error', 'text')
+    .addColumn('updated_at', big, (c) => c.notNull())
+    .addPrimaryKeyConstraint('recipients_pk', ['msg_id', 'rcpt'])
+    .execute();
+  const events = db.schema.createTable('events').ifNotExists();
+  await (dialect === 'postgres'
+    ? events.addColumn('id', 'bigserial', (c) => c.primaryKey())
+    : events.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+  )
+    .addColumn('ts', big, (c) => c.notNull())
+    .addColumn('type', 'text', (c) => c.notNull())
+    .addColumn('ip', 'text')
+    .addColumn('conn_id', 'text')
+    .addColumn('msg_id', 'text')
+    .addColumn('data', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('policies')
+    .ifNotExists()
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('target_kind', 'text', (c) => c.notNull())
+    .addColumn('target', 'text', (c) => c.notNull())
+    .addColumn('action', 'text', (c) => c.notNull())
+    .addColumn('params', 'text', (c) => c.notNull())
+    .addColumn('reason', 'text', (c) => c.notNull())
+    .addColumn('evidence', 'text', (c) => c.notNull())
+    .addColumn('created_at', big, (c) => c.notNull())
+    .addColumn('expires_at', big)
+    .addColumn('pinned', 'integer', (c) => c.notNull())
+    .addColumn('source', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('quarantine')
+    .ifNotExists()
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('msg_id', 'text', (c) => c.notNull())
+    .addColumn('rcpt', 'text', (c) => c.notNull())
+    .addColumn('blob', 'text', (c) => c.notNull())
+    .addColumn('reason', 'text', (c) => c.notNull())
+    .addColumn('score', real, (c) => c.notNull())
+    .addColumn('symbols', 'text', (c) => c.notNull())
+    .addColumn('sender', 'text', (c) => c.notNull())
+    .addColumn('subject', 'text')
+    .addColumn('size', 'integer', (c) => c.notNull())
+    .addColumn('created_at', big, (c) => c.notNull())
+    .addColumn('expires_at', big, (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .execute();
+  const idx: [string, keyof DB, string[]][] = [
+    ['messages_message_id', 'messages', ['message_id']],
+    ['messages_status', 'messages', ['status']],
+    ['recipients_due', 'recipients', ['status', 'next_attempt_at']],
+    ['events_msg', 'events', ['msg_id']],
+    ['events_conn', 'events', ['conn_id']],
+    ['events_ts', 'events', ['ts']],
+    ['quarantine_rcpt', 'quarantine', ['rcpt', 'created_at']],
+    ['quarantine_msg', 'quarantine', ['msg_id']],
+  ];
+  for (const [name, table, cols] of idx) {
+    await db.schema.createIndex(name).ifNotExists().on(table).columns(cols).execute();
+  }
+  if (dialect === 'postgres') await sql`select 1`.execute(db);
+}

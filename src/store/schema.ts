@@ -1,0 +1,88 @@
+// Table types of the index and event store, shared by the SQLite and PostgreSQL backends.
+import type { Generated } from 'kysely';
+
+export interface MessagesTable {
+  id: string;
+  message_id: string | null;
+  received_at: number;
+  conn_id: string | null;
+  client_ip: string | null;
+  helo: string | null;
+  mail_from: string;
+  size: number;
+  subject: string | null;
+  score: number;
+  /** JSON: SymbolHit[] */
+  symbols: string;
+  /** JSON: AppliedPolicy[] and reasons behind the message-level action */
+  verdict: string;
+  /** 'queued' while any recipient is in the spool, 'done' once none is. */
+  status: string;
+}
+
+export interface RecipientsTable {
+  msg_id: string;
+  rcpt: string;
+  /** Action kind decided for this recipient. */
+  action: string;
+  /** JSON: Reason[] */
+  reasons: string;
+  /** queued | delivered | deferred | bounced | expired | quarantined */
+  status: string;
+  /** downstream | local | outbound | quarantine */
+  route: string;
+  /** Address the copy goes to (differs from rcpt for redirect). */
+  deliver_to: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  updated_at: number;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  ts: number;
+  type: string;
+  ip: string | null;
+  conn_id: string | null;
+  msg_id: string | null;
+  data: string;
+}
+
+export interface PoliciesTable {
+  id: string;
+  target_kind: string;
+  target: string;
+  action: string;
+  params: string;
+  reason: string;
+  evidence: string;
+  created_at: number;
+  expires_at: number | null;
+  pinned: number;
+  source: string;
+}
+
+export interface QuarantineTable {
+  id: string;
+  msg_id: string;
+  rcpt: string;
+  blob: string;
+  reason: string;
+  score: number;
+  symbols: string;
+  sender: string;
+  subject: string | null;
+  size: number;
+  created_at: number;
+  expires_at: number;
+  status: string;
+}
+
+export interface DB {
+  messages: MessagesTable;
+  recipients: RecipientsTable;
+  events: EventsTable;
+  policies: PoliciesTable;
+  quarantine: QuarantineTable;
+}
