@@ -1,13 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
+// Two projects: everything on the embedded SQLite store, and the integration suite again on PostgreSQL.
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
-    // Integration files each start their own gateway on port 0; two run at once on a 2-core machine.
     maxWorkers: 2,
-    reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'sqlite', include: ['src/**/*.test.ts', 'test/**/*.test.ts'], env: { POSTERN_TEST_STORE: 'sqlite' } },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'postgres',
+          include: ['test/integration/**/*.test.ts'],
+          exclude: ['test/integration/**/*.sqlite-only.test.ts'],
+          env: { POSTERN_TEST_STORE: 'postgres' },
+        },
+      },
+    ],
   },
 });
