@@ -4,4 +4,5 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { main } = await import('../src/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: a cluster primary's IPC channels (and pooled sockets) would otherwise keep the process up.
+process.exit(await main(process.argv.slice(2)));

@@ -21,11 +21,12 @@ import { MaildirStore } from './relay/maildir.ts';
 import { Relay } from './relay/queue.ts';
 
 export interface Postern {
+  /** Where SMTP listens; port 0 when this process runs no gateway. */
   smtp: { host: string; port: number };
   store: StoreDb;
   sink: EventSink;
-  gateway: Gateway;
-  relay: Relay;
+  gateway: Gateway | null;
+  relay: Relay | null;
   spool: Spool;
   maildir: MaildirStore;
   log: Logger;
@@ -38,6 +39,10 @@ export interface StartOptions {
   /** Overrides gateway.listen (tests use port 0). */
   listen?: { host: string; port: number };
   relayPollMs?: number;
+  /** Which parts run here; both by default. A cluster primary runs the relay, its workers the gateway. */
+  roles?: { gateway: boolean; relay: boolean };
+  /** For a gateway without a local relay: told the queue id of every message it took. */
+  onAccepted?: (id: string) => void;
 }
 
 export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Postern> {
@@ -45,7 +50,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const log = opts.logger ?? createLogger(config.log.level);
   fs.mkdirSync(dataDir, { recursive: true });
   const store = await openStore({ url: config.store.url, dataDir, password: resolveSecret(config.store.password) });
-  const sink = new EventSink(store.db, log.child({ component: 'matrix' }));
+  const sink = new EventSink(store, log.child({ component: 'matrix' }));
   const emit = sink.emit;
   const scores = new ScoreTable(CHECKS, config.analysis.scores);
   const runner = new Runner({
@@ -61,11 +66,36 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   policies.watch(1000);
   const spool = new Spool(dataDir);
   const blobs = new FileBlobStore(path.join(dataDir, 'quarantine'));
-  const acceptor = new Acceptor(spool, store.db, blobs);
+  const acceptor = new Acceptor(spool, store.db, blobs, () => store.durable());
   const maildir = new MaildirStore(path.join(dataDir, 'mailboxes'));
-  const relay = new Relay({ config, db: store.db, spool, acceptor, maildir, log: log.child({ component: 'relay' }), emit });
-  await relay.start(opts.relayPollMs ?? 1000);
+  const roles = opts.roles ?? { gateway: true, relay: true };
+  let relay: Relay | null = null;
+  if (roles.relay) {
+    relay = new Relay({ config, db: store.db, spool, durable: () => store.durable(), maildir, log: log.child({ component: 'relay' }), emit });
+    await relay.start(opts.relayPollMs ?? 1000);
+  }
   const tls = await loadTls(config, dataDir);
+  if (!roles.gateway) {
+    log.info({ data_dir: dataDir, store: store.dialect, role: 'relay' }, 'postern relay started');
+    return {
+      smtp: { host: '', port: 0 },
+      store,
+      sink,
+      gateway: null,
+      relay,
+      spool,
+      maildir,
+      log,
+      dataDir,
+      async close() {
+        await relay?.stop();
+        policies.stop();
+        await sink.flush();
+        await store.close();
+      },
+    };
+  }
+  const onAccepted = opts.onAccepted ?? ((id: string) => relay?.submit(id));
   const gateway = new Gateway({
     config,
     log: log.child({ component: 'gateway' }),
@@ -76,7 +106,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     acceptor,
     verifier: config.gateway.recipient_verify.enabled && config.relay.downstream ? new RecipientVerifier(config) : undefined,
     tls,
-    onAccepted: (id) => relay.submit(id),
+    onAccepted,
   });
   const want = opts.listen ?? splitListen(config.gateway.listen);
   const addr = await gateway.listen(want.host, want.port);
@@ -96,7 +126,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       if (closed) return;
       closed = true;
       await gateway.close();
-      await relay.stop();
+      await relay?.stop();
       policies.stop();
       await sink.flush();
       await store.close();

@@ -9,7 +9,7 @@ const USAGE = `usage: postern <command> [options]
 commands:
   start [--config FILE]                  start Postern (writes a default postern.toml if missing)
   config check [FILE]                    validate a config file and print the effective config
-  config show [--config FILE]            print the effective config, defaults marked
+  config show [--effective] [--config F] print the config; --effective lists every value, defaults marked
   config schema                          print the config's JSON Schema
   trace <queue-id|message-id> [--json]   the path of one message through Postern
   queue list [--json]                    messages waiting for delivery

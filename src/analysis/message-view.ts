@@ -1,5 +1,5 @@
 // Parse once: the read-only view of one message that every data-phase check shares.
-import PostalMime, { type Email } from 'postal-mime';
+import PostalMime, { decodeWords, type Email } from 'postal-mime';
 
 export interface HeaderField {
   /** Lower-case name. */
@@ -20,9 +20,11 @@ export interface MessageView {
   subject?: string;
   messageId?: string;
   bodyBytes: number;
-  /** Full MIME parse (postal-mime); undefined when the parser failed. */
-  parsed?: Email;
-  parseError?: string;
+  /**
+   * The full MIME parse (postal-mime), made on first use and shared by every check that asks;
+   * `error` is set when the parser failed. Header-only checks never pay for it.
+   */
+  parse(): Promise<{ email?: Email; error?: string }>;
 }
 
 /**
@@ -37,11 +39,13 @@ export function splitHeaders(raw: Buffer): { headers: HeaderField[]; headerBytes
     sepLen = 0;
   }
   if (raw.subarray(0, 2).toString('latin1') === '\r\n') return { headers: [], headerBytes: 2 };
-  const block = raw.subarray(0, end).toString('latin1');
+  // UTF-8 (SMTPUTF8 headers); undecodable octets become U+FFFD, which the header checks can see.
+  const block = raw.subarray(0, end).toString('utf8');
   const headers: HeaderField[] = [];
   for (const line of block.split('\r\n')) {
     if ((line.startsWith(' ') || line.startsWith('\t')) && headers.length) {
-      headers[headers.length - 1].value += ' ' + line.trim();
+      const last = headers[headers.length - 1];
+      last.value = last.value ? `${last.value} ${line.trim()}` : line.trim();
       continue;
     }
     const colon = line.indexOf(':');
@@ -54,7 +58,16 @@ export function splitHeaders(raw: Buffer): { headers: HeaderField[]; headerBytes
   return { headers, headerBytes: sepLen ? end + sepLen : -1 };
 }
 
-export async function buildMessageView(raw: Buffer, opts: { parse?: boolean } = {}): Promise<MessageView> {
+function decoded(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return decodeWords(v);
+  } catch {
+    return v;
+  }
+}
+
+export async function buildMessageView(raw: Buffer): Promise<MessageView> {
   const { headers, headerBytes } = splitHeaders(raw);
   const byName = new Map<string, string[]>();
   for (const h of headers) {
@@ -62,15 +75,7 @@ export async function buildMessageView(raw: Buffer, opts: { parse?: boolean } = 
     if (list) list.push(h.value);
     else byName.set(h.name, [h.value]);
   }
-  let parsed: Email | undefined;
-  let parseError: string | undefined;
-  if (opts.parse !== false) {
-    try {
-      parsed = await PostalMime.parse(raw, { attachmentEncoding: 'arraybuffer' });
-    } catch (err) {
-      parseError = (err as Error).message;
-    }
-  }
+  let parsing: Promise<{ email?: Email; error?: string }> | undefined;
   return {
     raw,
     size: raw.length,
@@ -78,10 +83,15 @@ export async function buildMessageView(raw: Buffer, opts: { parse?: boolean } = 
     headerBytes,
     header: (n) => byName.get(n.toLowerCase())?.[0],
     headerAll: (n) => byName.get(n.toLowerCase()) ?? [],
-    subject: parsed?.subject ?? byName.get('subject')?.[0],
-    messageId: parsed?.messageId ?? byName.get('message-id')?.[0],
+    subject: decoded(byName.get('subject')?.[0]),
+    messageId: byName.get('message-id')?.[0],
     bodyBytes: headerBytes < 0 ? 0 : raw.length - headerBytes,
-    parsed,
-    parseError,
+    parse() {
+      parsing ??= PostalMime.parse(raw, { attachmentEncoding: 'arraybuffer' }).then(
+        (email) => ({ email }),
+        (err: Error) => ({ error: err.message }),
+      );
+      return parsing;
+    },
   };
 }

@@ -20,6 +20,14 @@ export function validateCheckOptions(raw: Record<string, Record<string, unknown>
   return issues;
 }
 
+/** Every name under analysis.scores must be a symbol some check emits: a typo must not silently do nothing. */
+export function validateScoreNames(scores: Record<string, unknown>): string[] {
+  const known = new Set(CHECKS.flatMap((c) => Object.keys(c.symbols)));
+  return Object.keys(scores)
+    .filter((n) => !known.has(n))
+    .map((n) => `analysis.scores.${n}: unknown symbol (see docs/symbols.md)`);
+}
+
 export function checkOptions(raw: Record<string, Record<string, unknown>>): Map<string, unknown> {
   const m = new Map<string, unknown>();
   for (const c of CHECKS) if (c.options) m.set(c.name, c.options.parse(raw[c.name] ?? {}));

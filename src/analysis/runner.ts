@@ -43,13 +43,17 @@ export class Runner {
   private async runOne(c: Check, input: PhaseInput, result: PhaseResult, ids: { msg_id?: string; conn_id?: string }): Promise<void> {
     const { scores, log } = this.deps;
     const ms = c.timeoutMs ?? this.deps.timeoutMs;
-    const ac = new AbortController();
+    let ac: AbortController | undefined;
     let timer: NodeJS.Timeout | undefined;
     const ctx = {
       options: this.deps.options.get(c.name) ?? {},
       log,
       now: this.deps.now ?? Date.now,
-      signal: ac.signal,
+      // Made on first use: most checks are synchronous and never look at it.
+      get signal() {
+        ac ??= new AbortController();
+        return ac.signal;
+      },
       hit: (symbol: string, opts?: { weight?: number; detail?: string[] }) => {
         if (!(symbol in c.symbols)) throw new Error(`check ${c.name} emitted undeclared symbol ${symbol}`);
         const weight = Math.max(0, Math.min(1, opts?.weight ?? 1));
@@ -63,7 +67,7 @@ export class Runner {
           ran,
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => {
-              ac.abort();
+              ac?.abort();
               reject(new Error(`timed out after ${ms} ms`));
             }, ms);
           }),

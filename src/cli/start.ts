@@ -1,19 +1,87 @@
-// postern start: runs every role in this process until SIGINT/SIGTERM; SIGHUP reloads the config.
-import { startPostern } from '../app.ts';
+// postern start: runs every role until SIGINT/SIGTERM. With gateway.workers > 1 the SMTP gateway runs in that
+// many worker processes sharing the listening socket, and this process keeps the relay and the store's upkeep.
+import cluster from 'node:cluster';
+import { startPostern, type Postern } from '../app.ts';
 import { args, load } from './common.ts';
 
-export async function runStart(argv: string[]): Promise<number> {
-  const { values } = args(argv, {});
-  const loaded = load(values.config, true);
-  const app = await startPostern(loaded);
-  console.log(`Postern is accepting mail on ${app.smtp.host}:${app.smtp.port} (config ${loaded.file}, data in ${app.dataDir})`);
-  await new Promise<void>((resolve) => {
+function waitForSignal(app: Postern, onStop?: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
       app.log.info({ signal: sig }, 'shutting down');
-      void app.close().then(resolve, resolve);
+      void (onStop ? onStop() : Promise.resolve())
+        .then(() => app.close())
+        .then(resolve, resolve);
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+export async function runStart(argv: string[]): Promise<number> {
+  const { values } = args(argv, {});
+  if (cluster.isWorker) return runWorker(values.config);
+  const loaded = load(values.config, true);
+  const workers = loaded.config.gateway.workers;
+  if (workers <= 1 && !process.env.POSTERN_SPLIT) {
+    const app = await startPostern(loaded);
+    console.log(`Postern is accepting mail on ${app.smtp.host}:${app.smtp.port} (config ${loaded.file}, data in ${app.dataDir})`);
+    await waitForSignal(app);
+    return 0;
+  }
+  // The relay recovers the spool before any worker can write to it.
+  const app = await startPostern(loaded, { roles: { gateway: false, relay: true } });
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  cluster.setupPrimary({ args: ['start', '--config', loaded.file] });
+  let ready = 0;
+  let stopping = false;
+  const fork = () => {
+    const w = cluster.fork({ POSTERN_WORKER: '1' });
+    w.on('message', (m: { type?: string; id?: string; smtp?: string }) => {
+      if (m.type === 'accepted' && m.id) app.relay?.submit(m.id);
+      if (m.type === 'listening' && ++ready === workers) {
+        console.log(`Postern is accepting mail on ${m.smtp} with ${workers} workers (config ${loaded.file}, data in ${app.dataDir})`);
+      }
+    });
+  };
+  // A signal reaches the workers too; one that exits first must not be replaced while we stop.
+  const markStopping = () => {
+    stopping = true;
+  };
+  process.prependOnceListener('SIGINT', markStopping);
+  process.prependOnceListener('SIGTERM', markStopping);
+  cluster.on('exit', (w, code, signal) => {
+    if (stopping) return;
+    app.log.error({ worker: w.process.pid, code, signal }, 'gateway worker exited; starting another');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, 1000).unref();
+  });
+  for (let i = 0; i < workers; i++) fork();
+  await waitForSignal(app, async () => {
+    await Promise.all(
+      Object.values(cluster.workers ?? {}).map(
+        (w) =>
+          new Promise<void>((r) => {
+            if (!w || w.isDead()) return r();
+            w.once('exit', () => r());
+            w.process.kill('SIGTERM');
+          }),
+      ),
+    );
+  });
+  return 0;
+}
+
+async function runWorker(configFile: string | undefined): Promise<number> {
+  const loaded = load(configFile);
+  const app = await startPostern(loaded, {
+    roles: { gateway: true, relay: false },
+    onAccepted: (id) => process.send?.({ type: 'accepted', id }),
+  });
+  process.send?.({ type: 'listening', smtp: `${app.smtp.host}:${app.smtp.port}` });
+  await waitForSignal(app);
   return 0;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
-import { validateCheckOptions } from '../analysis/registry-options.ts';
+import { validateCheckOptions, validateScoreNames } from '../analysis/registry-options.ts';
 
 export interface LoadedConfig {
   config: Readonly<Config>;
@@ -60,7 +60,7 @@ function formatIssue(issue: z.core.$ZodIssue): string {
 export function validateConfig(raw: unknown, file = '<config>'): Config {
   const res = configSchema.safeParse(raw);
   if (!res.success) throw new ConfigError(file, res.error.issues.map(formatIssue));
-  const checkIssues = validateCheckOptions(res.data.analysis.checks);
+  const checkIssues = [...validateCheckOptions(res.data.analysis.checks), ...validateScoreNames(res.data.analysis.scores)];
   if (checkIssues.length) throw new ConfigError(file, checkIssues);
   return res.data;
 }

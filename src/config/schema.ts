@@ -126,8 +126,8 @@ const relay = z.strictObject({
   }),
   smarthost: z
     .strictObject({
-      host: z.string().min(1),
-      port: z.number().int().min(1).max(65_535).default(25),
+      host: d(z.string().min(1), 'Host that relays mail to other domains.'),
+      port: d(z.number().int().min(1).max(65_535).default(25), 'Its port.'),
     })
     .optional()
     .meta({ description: 'Relay for mail to other domains (delivery status notifications). Without it, their MX is used.' }),

@@ -27,6 +27,8 @@ export class Acceptor {
     private readonly spool: Spool,
     private readonly db: Kysely<DB>,
     private readonly blobs: BlobStore,
+    /** Makes the committed rows durable (the store's WAL fsync); resolves before any 250. */
+    private readonly durable: () => Promise<void> = () => Promise.resolve(),
   ) {}
 
   async accept(a: Acceptance): Promise<void> {
@@ -52,6 +54,7 @@ export class Acceptor {
     try {
       while (this.queue.length) {
         const batch = this.queue.splice(0, 500);
+        let committed = false;
         try {
           await this.spool.syncDir();
           await this.db.transaction().execute(async (trx) => {
@@ -63,14 +66,33 @@ export class Acceptor {
             const q = batch.flatMap((p) => p.a.quarantine) as Insertable<QuarantineTable>[];
             if (q.length) await trx.insertInto('quarantine').values(q).execute();
           });
+          committed = true;
+          await this.durable();
           for (const p of batch) p.resolve();
         } catch (err) {
-          await Promise.all(batch.map((p) => this.spool.remove(p.a.message.id).catch(() => undefined)));
+          // The clients get a 4xx, so none of these may be delivered. If the rows were committed but could not be
+          // made durable, take them out again; if even that fails, keep the files: a duplicate (the client sends
+          // it again) is better than rows without a file, which would end in a false DSN.
+          const undone = !committed || (await this.undo(batch.map((p) => p.a.message.id)));
+          if (undone) await Promise.all(batch.map((p) => this.spool.remove(p.a.message.id).catch(() => undefined)));
           for (const p of batch) p.reject(err);
         }
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  private async undo(ids: string[]): Promise<boolean> {
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('quarantine').where('msg_id', 'in', ids).execute();
+        await trx.deleteFrom('recipients').where('msg_id', 'in', ids).execute();
+        await trx.deleteFrom('messages').where('id', 'in', ids).execute();
+      });
+      return true;
+    } catch {
+      return false;
     }
   }
 }

@@ -71,7 +71,7 @@ export class PosternStream extends SMTPStream {
 
   override _write(chunk: Buffer, encoding: BufferEncoding, next: (err?: Error | null) => void): void {
     const self = this as unknown as Internals;
-    if (self._dataMode && this.depth > 0 && self._dataStream) {
+    if (self._dataMode && this.depth > 0 && self._dataStream && chunk.length > 0) {
       // Called synchronously from the command loop: these bytes came in the segment that held DATA.
       self._dataStream.flags.beforeGo = true;
     }

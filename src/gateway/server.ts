@@ -90,6 +90,8 @@ export class Gateway {
       _onClientConnect(d: unknown): void;
     };
     server.connect = (socket, opts) => {
+      // Replies are small writes answering a client that waits for each one: never hold them for Nagle.
+      socket.setNoDelay(true);
       const conn = new PosternConnection(this.server, socket, opts) as PosternConnection & NodeJS.EventEmitter;
       conn.hooks = hooks;
       server.connections.add(conn);

@@ -21,16 +21,23 @@ export class Spool {
   /** Writes and fsyncs the file and renames it into the queue. The directory fsync is the caller's (batched). */
   async write(id: string, data: Buffer): Promise<string> {
     const tmp = path.join(this.tmpDir, `${id}.eml`);
-    const fh = await fsp.open(tmp, 'w', 0o640);
     try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await fsp.open(tmp, 'w', 0o640);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        // close(2) can report a deferred write error (NFS, ENOSPC on some filesystems): it must fail the write.
+        await fh.close();
+      }
+      const final = this.pathOf(id);
+      await fsp.rename(tmp, final);
+      return final;
+    } catch (err) {
+      // A full disk leaves a partial file behind; it would never be delivered, but it would keep the space.
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
     }
-    const final = this.pathOf(id);
-    await fsp.rename(tmp, final);
-    return final;
   }
 
   /** Makes renames into the queue directory durable (fsync(2) of a file does not cover its directory entry). */

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from '../core/log.ts';
 import { EVENT_TYPES, type Emit, type EventType, type PosternEvent } from '../core/events.ts';
 import type { DB } from '../store/schema.ts';
+import type { StoreDb } from '../store/db.ts';
 
 const CHUNK = 400;
 
@@ -13,11 +14,24 @@ export class EventSink {
   private listeners = new Set<(e: PosternEvent) => void>();
   dropped = 0;
 
+  private readonly db: Kysely<DB>;
+  /** SQLite: one prepared statement in one synchronous transaction per batch (nested as a savepoint if needed). */
+  private readonly insertSqlite?: (rows: PosternEvent[]) => void;
+
   constructor(
-    private readonly db: Kysely<DB>,
+    store: Pick<StoreDb, 'db' | 'sqlite'>,
     private readonly log: Logger,
     private readonly opts: { flushMs?: number; maxBuffer?: number } = {},
-  ) {}
+  ) {
+    this.db = store.db;
+    const sqlite = store.sqlite;
+    if (sqlite) {
+      const st = sqlite.prepare('insert into events (ts, type, ip, conn_id, msg_id, data) values (?, ?, ?, ?, ?, ?)');
+      this.insertSqlite = sqlite.transaction((rows: PosternEvent[]) => {
+        for (const e of rows) st.run(e.ts, e.type, e.ip ?? null, e.conn_id ?? null, e.msg_id ?? null, JSON.stringify(e.data));
+      });
+    }
+  }
 
   /** Records an event. Never throws and never waits for the store. */
   readonly emit: Emit = (type, fields) => {
@@ -67,8 +81,12 @@ export class EventSink {
 
   private async write(): Promise<void> {
     while (this.buf.length) {
-      const batch = this.buf.splice(0, CHUNK);
+      const batch = this.buf.splice(0, this.insertSqlite ? 5000 : CHUNK);
       try {
+        if (this.insertSqlite) {
+          this.insertSqlite(batch);
+          continue;
+        }
         await this.db
           .insertInto('events')
           .values(

@@ -1,5 +1,8 @@
 // Delivery status notifications (RFC 3464): the report sent to the sender when recipients fail for good.
 import { randomBytes } from 'node:crypto';
+import type { Insertable } from 'kysely';
+import type { MessagesTable, RecipientsTable } from '../store/schema.ts';
+import type { Route } from './route.ts';
 
 export interface FailedRecipient {
   rcpt: string;
@@ -66,4 +69,50 @@ export function buildDsn(opts: {
     '',
   ].join('\r\n');
   return Buffer.from(text, 'utf8');
+}
+
+/** The queue rows of a DSN: a message from <> with one recipient, the original's sender. */
+export function dsnQueueEntry(o: { id: string; forMsg: string; sender: string; size: number; route: Route; now: number }): {
+  message: Insertable<MessagesTable>;
+  recipients: Insertable<RecipientsTable>[];
+} {
+  const to = o.sender.toLowerCase();
+  return {
+    message: {
+      id: o.id,
+      message_id: null,
+      received_at: o.now,
+      conn_id: null,
+      client_ip: null,
+      helo: null,
+      mail_from: '',
+      size: o.size,
+      subject: 'Undelivered Mail Returned to Sender',
+      score: 0,
+      symbols: '[]',
+      verdict: JSON.stringify({ dsn_for: o.forMsg }),
+      status: 'queued',
+    },
+    recipients: [
+      {
+        msg_id: o.id,
+        rcpt: to,
+        action: 'accept',
+        reasons: JSON.stringify([{ source: 'rule', action: 'accept', detail: `delivery status notification for ${o.forMsg}` }]),
+        status: 'queued',
+        route: o.route,
+        deliver_to: to,
+        attempts: 0,
+        next_attempt_at: o.now,
+        last_error: null,
+        updated_at: o.now,
+      },
+    ],
+  };
+}
+
+/** The enhanced status code (RFC 3463) at the start of an SMTP reply's text, if its class is `cls`. */
+export function enhancedOf(response: string, cls: 4 | 5): string | undefined {
+  const m = /^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)/.exec(response);
+  return m && Number(m[1]) === cls ? `${m[1]}.${m[2]}.${m[3]}` : undefined;
 }

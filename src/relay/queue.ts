@@ -9,12 +9,13 @@ import { queueId } from '../core/ids.ts';
 import { domainOf } from '../core/address.ts';
 import type { DB, MessagesTable, RecipientsTable } from '../store/schema.ts';
 import type { Spool } from '../gateway/spool.ts';
-import type { Acceptor } from '../gateway/accept.ts';
 import { MaildirStore } from './maildir.ts';
 import { prepareCopy } from './headers.ts';
 import { createTransport, OutboundTransports, send, type Outcome } from './transport.ts';
 import { retryDelayMs, routeFor } from './route.ts';
-import { buildDsn, type FailedRecipient } from './dsn.ts';
+import { buildDsn, dsnQueueEntry, enhancedOf, type FailedRecipient } from './dsn.ts';
+import { OutcomeWriter, type OutcomeRecord, type RecipientUpdate } from './outcomes.ts';
+import { crlfOnly } from './wire.ts';
 
 type Rcpt = Selectable<RecipientsTable>;
 type Msg = Selectable<MessagesTable>;
@@ -23,7 +24,8 @@ export interface RelayDeps {
   config: Config;
   db: Kysely<DB>;
   spool: Spool;
-  acceptor: Acceptor;
+  /** Makes committed transactions durable (StoreDb.durable); called before a spool file is removed. */
+  durable?: () => Promise<void>;
   maildir: MaildirStore;
   log: Logger;
   emit: Emit;
@@ -41,6 +43,7 @@ export class Relay {
   private outbound: OutboundTransports;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
+  private readonly outcomes: OutcomeWriter;
 
   constructor(private readonly deps: RelayDeps) {
     const ds = deps.config.relay.downstream;
@@ -58,6 +61,7 @@ export class Relay {
       });
     }
     this.outbound = new OutboundTransports(deps.config);
+    this.outcomes = new OutcomeWriter(deps.db, deps.spool, deps.durable ?? (() => Promise.resolve()));
   }
 
   /** Resumes the spool: drops files that never got a 250, then schedules every open recipient. */
@@ -97,6 +101,10 @@ export class Relay {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
+    // Deliveries in flight are finished and recorded; the ones only waiting stay in the store for the next start
+    // (otherwise a shutdown would wait for the whole backlog to be delivered).
+    this.waiting.length = 0;
+    this.queued.clear();
     await this.idle();
     this.downstream?.close();
     this.outbound.close();
@@ -130,7 +138,7 @@ export class Relay {
 
   private pump(): void {
     const limit = this.deps.config.relay.concurrency;
-    while (this.active < limit && this.waiting.length) {
+    while (!this.stopped && this.active < limit && this.waiting.length) {
       const id = this.waiting.shift() as string;
       this.queued.delete(id);
       this.inflight.add(id);
@@ -165,6 +173,8 @@ export class Relay {
       await this.record(msg, rcpts, due.map((r) => ({ r, o: { kind: 'temp', response: 'spool file unreadable' } as Outcome })), now);
       return;
     }
+    // Bare CR/LF never leave Postern, whatever put them into the spool (reliability.md S-09).
+    const wire = crlfOnly(raw);
     const groups = new Map<string, Rcpt[]>();
     for (const r of due) {
       const key = `${r.route}|${r.action === 'tag' ? 'tag' : 'plain'}|${r.route === 'outbound' ? domainOf(r.deliver_to) : ''}`;
@@ -180,7 +190,7 @@ export class Relay {
           first.action === 'tag'
             ? { score: msg.score, symbols: JSON.parse(msg.symbols) as { name: string; score: number }[], action: 'tag', subjectPrefix: config.analysis.subject_prefix || undefined }
             : undefined;
-        const copy = prepareCopy(raw, config.gateway.hostname, tag);
+        const copy = prepareCopy(wire, config.gateway.hostname, tag);
         const t0 = Date.now();
         const { outcomes, host } = await this.deliver(first.route, msg.mail_from, group.map((r) => r.deliver_to), copy);
         for (const r of group) results.push({ r, o: outcomes.get(r.deliver_to) ?? { kind: 'temp', response: 'no outcome' } });
@@ -198,7 +208,8 @@ export class Relay {
         });
       }),
     );
-    await this.record(msg, rcpts, results, now);
+    // The retry schedule and the lifetime count from the end of the attempt, which may have taken minutes.
+    await this.record(msg, rcpts, results, Date.now(), raw);
   }
 
   private async deliver(route: string, from: string, to: string[], copy: Buffer): Promise<{ outcomes: Map<string, Outcome>; host: string }> {
@@ -222,103 +233,75 @@ export class Relay {
     return send(t, host, from, to, copy);
   }
 
-  /** Writes the outcomes, then removes the spool file if nothing is left open, then returns failures. */
-  private async record(msg: Msg, all: Rcpt[], results: { r: Rcpt; o: Outcome }[], now: number): Promise<void> {
-    const { db, config, emit, spool } = this.deps;
-    const expired = now - msg.received_at >= config.relay.max_queue_lifetime_s * 1000;
+  /**
+   * Writes the outcomes (with the DSN for permanent failures, in the same group-committed transaction), and only
+   * once that is durable removes the spool file if no recipient is left open.
+   */
+  private async record(msg: Msg, all: Rcpt[], results: { r: Rcpt; o: Outcome }[], now: number, raw?: Buffer): Promise<void> {
+    const { config, emit, spool, log } = this.deps;
+    const expiresAt = msg.received_at + config.relay.max_queue_lifetime_s * 1000;
+    const expired = now >= expiresAt;
     const failed: FailedRecipient[] = [];
     const delivered: string[] = [];
     const deferred: { rcpt: string; next: number; response: string }[] = [];
-    const updates = results.map(({ r, o }) => {
+    const updates: RecipientUpdate[] = results.map(({ r, o }) => {
       const attempts = r.attempts + 1;
+      const base = { rcpt: r.rcpt, attempts, next_attempt_at: r.next_attempt_at };
       if (o.kind === 'ok') {
         delivered.push(r.rcpt);
-        return { r, status: 'delivered', attempts, next: r.next_attempt_at, error: null as string | null };
+        return { ...base, status: 'delivered', last_error: null };
       }
       if (o.kind === 'perm' || expired) {
         failed.push({
           rcpt: r.rcpt,
-          status: o.kind === 'perm' ? `5.0.0` : '4.4.7',
+          status: o.kind === 'perm' ? (enhancedOf(o.response, 5) ?? '5.0.0') : '4.4.7',
           diagnostic: o.kind === 'perm' ? o.response : `expired after ${attempts} attempts: ${o.response}`,
           action: 'failed',
         });
-        return { r, status: o.kind === 'perm' ? 'bounced' : 'expired', attempts, next: r.next_attempt_at, error: o.response };
+        return { ...base, status: o.kind === 'perm' ? 'bounced' : 'expired', last_error: o.response };
       }
-      const next = now + retryDelayMs(attempts, config.relay.retry_schedule_s);
+      // Never wait past the queue lifetime: the attempt at that moment is the last one (RFC 5321 4.5.4.1).
+      const next = Math.min(now + retryDelayMs(attempts, config.relay.retry_schedule_s), expiresAt);
       deferred.push({ rcpt: r.rcpt, next, response: o.response });
-      return { r, status: 'deferred', attempts, next, error: o.response };
+      return { ...base, status: 'deferred', next_attempt_at: next, last_error: o.response };
     });
-    const stillOpen = all.some((r) => OPEN.includes(r.status) && !results.some((x) => x.r.rcpt === r.rcpt)) ||
-      updates.some((u) => u.status === 'deferred');
-    let dsn: { id: string; raw: Buffer } | undefined;
-    if (failed.length && msg.mail_from !== '') {
-      const raw = await spool.read(msg.id).catch(() => Buffer.alloc(0));
-      const end = raw.indexOf('\r\n\r\n');
-      dsn = {
-        id: queueId(),
-        raw: buildDsn({
-          hostname: config.gateway.hostname,
-          to: msg.mail_from,
-          queueId: msg.id,
-          arrivalDate: new Date(msg.received_at),
-          failed,
-          originalHeaders: raw.subarray(0, end < 0 ? Math.min(raw.length, 64 * 1024) : end + 2).toString('utf8'),
-        }),
-      };
+    const stillOpen =
+      all.some((r) => OPEN.includes(r.status) && !results.some((x) => x.r.rcpt === r.rcpt)) || updates.some((u) => u.status === 'deferred');
+
+    let dsn: OutcomeRecord['dsn'];
+    if (failed.length) {
+      // RFC 5321 4.5.5 / 6.1: never a report to the null reverse path; nor to one that could not be written as
+      // a header or an envelope line (it would only inject lines; reliability.md C-13).
+      if (msg.mail_from === '') log.info({ msg_id: msg.id }, 'no DSN for the null sender');
+      else if (CONTROL.test(msg.mail_from)) log.error({ msg_id: msg.id }, 'no DSN: reverse path contains control characters');
+      else dsn = await this.writeDsn(msg, failed, now, raw);
     }
-    if (dsn) {
-      // The DSN is a message of its own, taken into the spool like any other before the original is let go.
-      const route = routeFor(msg.mail_from, config);
-      await this.deps.acceptor.accept({
-        message: {
-          id: dsn.id,
-          message_id: null,
-          received_at: now,
-          conn_id: null,
-          client_ip: null,
-          helo: null,
-          mail_from: '',
-          size: dsn.raw.length,
-          subject: 'Undelivered Mail Returned to Sender',
-          score: 0,
-          symbols: '[]',
-          verdict: JSON.stringify({ dsn_for: msg.id }),
-          status: 'queued',
-        },
-        recipients: [
-          {
-            msg_id: dsn.id,
-            rcpt: msg.mail_from.toLowerCase(),
-            action: 'accept',
-            reasons: JSON.stringify([{ source: 'rule', action: 'accept', detail: `delivery status notification for ${msg.id}` }]),
-            status: 'queued',
-            route,
-            deliver_to: msg.mail_from.toLowerCase(),
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: null,
-            updated_at: now,
-          },
-        ],
-        quarantine: [],
-        raw: dsn.raw,
-      });
-      this.submit(dsn.id);
-    }
-    await db.transaction().execute(async (trx) => {
-      for (const u of updates) {
-        await trx
-          .updateTable('recipients')
-          .set({ status: u.status, attempts: u.attempts, next_attempt_at: u.next, last_error: u.error, updated_at: now })
-          .where('msg_id', '=', msg.id)
-          .where('rcpt', '=', u.r.rcpt)
-          .execute();
-      }
-      if (!stillOpen) await trx.updateTable('messages').set({ status: 'done' }).where('id', '=', msg.id).execute();
-    });
+    // On failure this throws before the spool file is touched: the recipients are tried again (D-10 ordering).
+    await this.outcomes.write({ msgId: msg.id, now, updates, done: !stillOpen, dsn });
+    if (!stillOpen) await spool.remove(msg.id);
+    if (dsn) this.submit(dsn.message.id);
     if (delivered.length) emit('relay.delivered', { msg_id: msg.id, data: { rcpts: delivered } });
     if (deferred.length) emit('relay.deferred', { msg_id: msg.id, data: { rcpts: deferred } });
-    if (failed.length) emit('relay.bounced', { msg_id: msg.id, data: { rcpts: failed, dsn: dsn?.id ?? null } });
-    if (!stillOpen) await spool.remove(msg.id);
+    if (failed.length) emit('relay.bounced', { msg_id: msg.id, data: { rcpts: failed, dsn: dsn?.message.id ?? null } });
+  }
+
+  /** Builds the DSN and writes its spool file; its rows are committed together with the failure. */
+  private async writeDsn(msg: Msg, failed: FailedRecipient[], now: number, raw?: Buffer): Promise<OutcomeRecord['dsn']> {
+    const { config, spool } = this.deps;
+    const original = raw ?? (await spool.read(msg.id).catch(() => Buffer.alloc(0)));
+    const end = original.indexOf('\r\n\r\n');
+    const id = queueId();
+    const text = buildDsn({
+      hostname: config.gateway.hostname,
+      to: msg.mail_from,
+      queueId: msg.id,
+      arrivalDate: new Date(msg.received_at),
+      failed,
+      originalHeaders: original.subarray(0, end < 0 ? Math.min(original.length, 64 * 1024) : end + 2).toString('utf8'),
+    });
+    await spool.write(id, text);
+    return dsnQueueEntry({ id, forMsg: msg.id, sender: msg.mail_from, size: text.length, route: routeFor(msg.mail_from, config), now });
   }
 }
+
+const CONTROL = /[\x00-\x1f\x7f]/;

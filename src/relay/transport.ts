@@ -19,10 +19,20 @@ interface SmtpError extends Error {
   recipient?: string;
 }
 
+/** CR, LF, NUL and the other C0 controls: none can be part of an address, any could end or split a command line. */
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** nodemailer's error codes for replies about the envelope (MAIL, RCPT, DATA) and the message (after the dot). */
+const ABOUT_THE_MESSAGE = new Set(['EENVELOPE', 'EMESSAGE']);
+
 function classify(err: SmtpError): Outcome {
   const code = err.responseCode;
-  const response = (err.response ?? err.message).slice(0, 500);
-  if (code && code >= 500 && code < 600) return { kind: 'perm', code, response };
+  // Only a 5xx about this message's envelope or content is permanent. A 5xx to the session itself (EHLO,
+  // STARTTLS missing or refused under require_starttls, AUTH) says nothing about the message: it stays queued
+  // until the downstream is fixed (reliability.md T-05: no plaintext fallback, and no bounce either).
+  const aboutMessage = !err.code || ABOUT_THE_MESSAGE.has(err.code);
+  const response = ((aboutMessage ? err.response : undefined) ?? err.message).slice(0, 500);
+  if (aboutMessage && code && code >= 500 && code < 600) return { kind: 'perm', code, response };
   return { kind: 'temp', code, response };
 }
 
@@ -39,6 +49,8 @@ export interface TransportOptions {
 }
 
 export function createTransport(o: TransportOptions): Transporter {
+  // reliability.md C-13: the EHLO name is written as a command line; a line break in it would add a command.
+  if (CONTROL.test(o.name) || !o.name) throw new Error(`relay: EHLO name ${JSON.stringify(o.name)} contains control characters`);
   return nodemailer.createTransport({
     pool: true,
     host: o.host,
@@ -61,16 +73,15 @@ export function createTransport(o: TransportOptions): Transporter {
   } as never);
 }
 
-const CRLF_IN = /[\r\n]/;
-
 /** Sends `raw` to `to`; never throws: every recipient gets an outcome. */
 export async function send(t: Transporter, host: string, from: string, to: string[], raw: Buffer): Promise<SendResult> {
   const outcomes = new Map<string, Outcome>();
-  // reliability.md C-13: an envelope value with CR or LF must never become a second command line.
-  if (CRLF_IN.test(from) || to.some((r) => CRLF_IN.test(r))) {
-    for (const r of to) outcomes.set(r, { kind: 'perm', response: 'envelope contains a line break' });
-    return { outcomes, host };
-  }
+  // reliability.md C-13: an envelope value with CR or LF must never become a second command line. Nothing is
+  // sent; the recipients stay queued (a temporary outcome) for an admin to see, and expire in the end.
+  const refused = CONTROL.test(from) ? to : to.filter((r) => CONTROL.test(r));
+  for (const r of refused) outcomes.set(r, { kind: 'temp', response: 'envelope contains a line break or control character; not sent' });
+  if (refused.length) to = to.filter((r) => !refused.includes(r));
+  if (!to.length) return { outcomes, host };
   try {
     const info = (await t.sendMail({ envelope: { from, to }, raw })) as {
       accepted: string[];
