@@ -6,6 +6,7 @@ import { resolveSecret } from './config/load.ts';
 import { createLogger, type Logger } from './core/log.ts';
 import { openStore, type StoreDb } from './store/db.ts';
 import { EventSink } from './matrix/sink.ts';
+import type { PosternEvent } from './core/events.ts';
 import { CHECKS } from './analysis/checks/index.ts';
 import { checkOptions } from './analysis/registry-options.ts';
 import { ScoreTable } from './analysis/scoring.ts';
@@ -13,7 +14,8 @@ import { Runner } from './analysis/runner.ts';
 import { PolicyTable } from './policy/live.ts';
 import { Gateway, splitListen } from './gateway/server.ts';
 import { Spool } from './gateway/spool.ts';
-import { Acceptor } from './gateway/accept.ts';
+import { Acceptor, RowCommitter, type RowSink } from './gateway/accept.ts';
+import type { Handoff } from './relay/queue.ts';
 import { loadTls } from './gateway/tls.ts';
 import { RecipientVerifier } from './gateway/verify.ts';
 import { FileBlobStore } from './quarantine/blobs.ts';
@@ -27,6 +29,8 @@ export interface Postern {
   sink: EventSink;
   gateway: Gateway | null;
   relay: Relay | null;
+  /** Commits index rows for this process's gateway, and for the workers' when this is a cluster primary. */
+  rows: RowSink;
   spool: Spool;
   maildir: MaildirStore;
   log: Logger;
@@ -42,7 +46,11 @@ export interface StartOptions {
   /** Which parts run here; both by default. A cluster primary runs the relay, its workers the gateway. */
   roles?: { gateway: boolean; relay: boolean };
   /** For a gateway without a local relay: told the queue id of every message it took. */
-  onAccepted?: (id: string) => void;
+  onAccepted?: (id: string, handoff: Handoff) => void;
+  /** Where the gateway's index rows go instead of this process's store (a cluster worker: to the primary). */
+  rows?: RowSink;
+  /** Where events go instead of this process's store (a cluster worker: to the primary). */
+  forwardEvents?: (events: PosternEvent[]) => void;
 }
 
 export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Postern> {
@@ -50,7 +58,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const log = opts.logger ?? createLogger(config.log.level);
   fs.mkdirSync(dataDir, { recursive: true });
   const store = await openStore({ url: config.store.url, dataDir, password: resolveSecret(config.store.password) });
-  const sink = new EventSink(store, log.child({ component: 'matrix' }));
+  const sink = new EventSink(store, log.child({ component: 'matrix' }), { forward: opts.forwardEvents, flushMs: opts.forwardEvents ? 50 : undefined });
   const emit = sink.emit;
   const scores = new ScoreTable(CHECKS, config.analysis.scores);
   const runner = new Runner({
@@ -66,12 +74,13 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   policies.watch(1000);
   const spool = new Spool(dataDir);
   const blobs = new FileBlobStore(path.join(dataDir, 'quarantine'));
-  const acceptor = new Acceptor(spool, store.db, blobs, () => store.durable());
+  const rows = opts.rows ?? new RowCommitter(store.db, () => store.durable(), store.fast);
+  const acceptor = new Acceptor(spool, blobs, rows);
   const maildir = new MaildirStore(path.join(dataDir, 'mailboxes'));
   const roles = opts.roles ?? { gateway: true, relay: true };
   let relay: Relay | null = null;
   if (roles.relay) {
-    relay = new Relay({ config, db: store.db, spool, durable: () => store.durable(), maildir, log: log.child({ component: 'relay' }), emit });
+    relay = new Relay({ config, db: store.db, fast: store.fast, spool, durable: () => store.durable(), maildir, log: log.child({ component: 'relay' }), emit });
     await relay.start(opts.relayPollMs ?? 1000);
   }
   const tls = await loadTls(config, dataDir);
@@ -83,6 +92,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       sink,
       gateway: null,
       relay,
+      rows,
       spool,
       maildir,
       log,
@@ -95,7 +105,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       },
     };
   }
-  const onAccepted = opts.onAccepted ?? ((id: string) => relay?.submit(id));
+  const onAccepted = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
   const gateway = new Gateway({
     config,
     log: log.child({ component: 'gateway' }),
@@ -118,6 +128,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     sink,
     gateway,
     relay,
+    rows,
     spool,
     maildir,
     log,

@@ -3,6 +3,7 @@
 import cluster from 'node:cluster';
 import { startPostern, type Postern } from '../app.ts';
 import { args, load } from './common.ts';
+import { RemoteRows, forwardEvents, serveWorker, type ToPrimary } from '../cluster/ipc.ts';
 
 function waitForSignal(app: Postern, onStop?: () => Promise<void>): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -25,7 +26,7 @@ export async function runStart(argv: string[]): Promise<number> {
   if (cluster.isWorker) return runWorker(values.config);
   const loaded = load(values.config, true);
   const workers = loaded.config.gateway.workers;
-  if (workers <= 1 && !process.env.POSTERN_SPLIT) {
+  if (workers <= 1) {
     const app = await startPostern(loaded);
     console.log(`Postern is accepting mail on ${app.smtp.host}:${app.smtp.port} (config ${loaded.file}, data in ${app.dataDir})`);
     await waitForSignal(app);
@@ -39,10 +40,9 @@ export async function runStart(argv: string[]): Promise<number> {
   let stopping = false;
   const fork = () => {
     const w = cluster.fork({ POSTERN_WORKER: '1' });
-    w.on('message', (m: { type?: string; id?: string; smtp?: string }) => {
-      if (m.type === 'accepted' && m.id) app.relay?.submit(m.id);
-      if (m.type === 'listening' && ++ready === workers) {
-        console.log(`Postern is accepting mail on ${m.smtp} with ${workers} workers (config ${loaded.file}, data in ${app.dataDir})`);
+    serveWorker(app, w, (smtp) => {
+      if (++ready === workers) {
+        console.log(`Postern is accepting mail on ${smtp} with ${workers} workers (config ${loaded.file}, data in ${app.dataDir})`);
       }
     });
   };
@@ -79,9 +79,18 @@ async function runWorker(configFile: string | undefined): Promise<number> {
   const loaded = load(configFile);
   const app = await startPostern(loaded, {
     roles: { gateway: true, relay: false },
-    onAccepted: (id) => process.send?.({ type: 'accepted', id }),
+    rows: new RemoteRows(),
+    forwardEvents,
+    // The primary hands each message to its relay once the rows are durable.
+    onAccepted: () => undefined,
   });
-  process.send?.({ type: 'listening', smtp: `${app.smtp.host}:${app.smtp.port}` });
+  process.send?.({ t: 'listening', smtp: `${app.smtp.host}:${app.smtp.port}` } satisfies ToPrimary);
+  // Without the primary there is no store to commit to. Sessions mid-DATA get no reply (their spool files stay for
+  // the next start's recovery), and exiting at once frees the listening socket for a restarted primary.
+  process.once('disconnect', () => {
+    app.log.error('the primary process is gone; the worker stops');
+    process.exit(1);
+  });
   await waitForSignal(app);
   return 0;
 }

@@ -21,7 +21,12 @@ export class EventSink {
   constructor(
     store: Pick<StoreDb, 'db' | 'sqlite'>,
     private readonly log: Logger,
-    private readonly opts: { flushMs?: number; maxBuffer?: number } = {},
+    private readonly opts: {
+      flushMs?: number;
+      maxBuffer?: number;
+      /** Hands each batch to another writer instead of the store (a cluster worker sends them to the primary). */
+      forward?: (events: PosternEvent[]) => void;
+    } = {},
   ) {
     this.db = store.db;
     const sqlite = store.sqlite;
@@ -81,8 +86,12 @@ export class EventSink {
 
   private async write(): Promise<void> {
     while (this.buf.length) {
-      const batch = this.buf.splice(0, this.insertSqlite ? 5000 : CHUNK);
+      const batch = this.buf.splice(0, this.insertSqlite || this.opts.forward ? 5000 : CHUNK);
       try {
+        if (this.opts.forward) {
+          this.opts.forward(batch);
+          continue;
+        }
         if (this.insertSqlite) {
           this.insertSqlite(batch);
           continue;

@@ -4,6 +4,7 @@
 import { sql, type Insertable, type Kysely } from 'kysely';
 import type { DB, MessagesTable, RecipientsTable } from '../store/schema.ts';
 import type { Spool } from '../gateway/spool.ts';
+import type { FastSqlite } from '../store/fast.ts';
 
 export interface RecipientUpdate {
   rcpt: string;
@@ -38,13 +39,39 @@ const BATCH = 500;
 export class OutcomeWriter {
   private queue: Pending[] = [];
   private running = false;
+  private readonly writeFast?: (recs: OutcomeRecord[], dsns: NonNullable<OutcomeRecord['dsn']>[]) => void;
 
   constructor(
     private readonly db: Kysely<DB>,
     private readonly spool: Spool,
     /** Makes committed transactions survive a crash (the store's WAL fsync); see StoreDb.durable. */
     private readonly durable: () => Promise<void>,
-  ) {}
+    fast?: FastSqlite,
+  ) {
+    if (fast) {
+      const delivered = fast.statement(
+        "update recipients set status = 'delivered', attempts = attempts + 1, last_error = null, updated_at = ? where msg_id = ? and rcpt = ?",
+      );
+      const other = fast.statement(
+        'update recipients set status = ?, attempts = ?, next_attempt_at = ?, last_error = ?, updated_at = ? where msg_id = ? and rcpt = ?',
+      );
+      const done = fast.statement("update messages set status = 'done' where id = ?");
+      this.writeFast = fast.transaction((recs: OutcomeRecord[], dsns: NonNullable<OutcomeRecord['dsn']>[]) => {
+        for (const d of dsns) {
+          fast.insert('messages', d.message);
+          for (const r of d.recipients) fast.insert('recipients', r);
+        }
+        const at = Date.now();
+        for (const r of recs) {
+          for (const u of r.updates) {
+            if (u.status === 'delivered') delivered.run(at, r.msgId, u.rcpt);
+            else other.run(u.status, u.attempts, u.next_attempt_at, u.last_error, r.now, r.msgId, u.rcpt);
+          }
+          if (r.done) done.run(r.msgId);
+        }
+      });
+    }
+  }
 
   /**
    * Resolves once the record is committed and durable. Rejects if the transaction failed (nothing written, the
@@ -90,6 +117,7 @@ export class OutcomeWriter {
   }
 
   private async transaction(recs: OutcomeRecord[], dsns: NonNullable<OutcomeRecord['dsn']>[]): Promise<void> {
+    if (this.writeFast) return this.writeFast(recs, dsns);
     await this.db.transaction().execute(async (trx) => {
       if (dsns.length) {
         await trx.insertInto('messages').values(dsns.map((d) => d.message)).execute();

@@ -16,6 +16,7 @@ import { retryDelayMs, routeFor } from './route.ts';
 import { buildDsn, dsnQueueEntry, enhancedOf, type FailedRecipient } from './dsn.ts';
 import { OutcomeWriter, type OutcomeRecord, type RecipientUpdate } from './outcomes.ts';
 import { crlfOnly } from './wire.ts';
+import type { FastSqlite } from '../store/fast.ts';
 
 type Rcpt = Selectable<RecipientsTable>;
 type Msg = Selectable<MessagesTable>;
@@ -23,6 +24,8 @@ type Msg = Selectable<MessagesTable>;
 export interface RelayDeps {
   config: Config;
   db: Kysely<DB>;
+  /** SQLite's prepared-statement writers, for recording outcomes. */
+  fast?: FastSqlite;
   spool: Spool;
   /** Makes committed transactions durable (StoreDb.durable); called before a spool file is removed. */
   durable?: () => Promise<void>;
@@ -32,6 +35,21 @@ export interface RelayDeps {
 }
 
 const OPEN = ['queued', 'deferred'];
+
+/**
+ * What the gateway just committed for a message: its rows and bytes, exactly as written to the store and the
+ * spool. A relay in the same process takes them from memory for the first attempt instead of reading them back.
+ */
+export interface Handoff {
+  message: Msg;
+  recipients: Rcpt[];
+  /** Absent when the message was taken by another process: the relay reads the spool file. */
+  raw?: Buffer;
+}
+
+/** Bytes of handed-off messages held for their first attempt; beyond it they are read back from the spool. */
+const HANDOFF_BYTES = 64 * 1024 * 1024;
+const handoffSize = (h: Handoff) => 1024 + (h.raw?.length ?? 0);
 
 export class Relay {
   private queued = new Set<string>();
@@ -44,6 +62,8 @@ export class Relay {
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
   private readonly outcomes: OutcomeWriter;
+  private handoffs = new Map<string, Handoff>();
+  private handoffBytes = 0;
 
   constructor(private readonly deps: RelayDeps) {
     const ds = deps.config.relay.downstream;
@@ -61,7 +81,7 @@ export class Relay {
       });
     }
     this.outbound = new OutboundTransports(deps.config);
-    this.outcomes = new OutcomeWriter(deps.db, deps.spool, deps.durable ?? (() => Promise.resolve()));
+    this.outcomes = new OutcomeWriter(deps.db, deps.spool, deps.durable ?? (() => Promise.resolve()), deps.fast);
   }
 
   /** Resumes the spool: drops files that never got a 250, then schedules every open recipient. */
@@ -105,6 +125,8 @@ export class Relay {
     // (otherwise a shutdown would wait for the whole backlog to be delivered).
     this.waiting.length = 0;
     this.queued.clear();
+    this.handoffs.clear();
+    this.handoffBytes = 0;
     await this.idle();
     this.downstream?.close();
     this.outbound.close();
@@ -116,8 +138,12 @@ export class Relay {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  submit(id: string): void {
+  submit(id: string, handoff?: Handoff): void {
     if (this.stopped || this.queued.has(id) || this.inflight.has(id)) return;
+    if (handoff && this.handoffBytes + handoffSize(handoff) <= HANDOFF_BYTES) {
+      this.handoffs.set(id, handoff);
+      this.handoffBytes += handoffSize(handoff);
+    }
     this.queued.add(id);
     this.waiting.push(id);
     this.pump();
@@ -157,16 +183,23 @@ export class Relay {
   private async process(id: string): Promise<void> {
     const { db, spool, config, emit, log } = this.deps;
     const now = Date.now();
-    const [msg, rcpts] = await Promise.all([
-      db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst(),
-      db.selectFrom('recipients').selectAll().where('msg_id', '=', id).execute(),
-    ]);
+    const handoff = this.handoffs.get(id);
+    if (handoff) {
+      this.handoffs.delete(id);
+      this.handoffBytes -= handoffSize(handoff);
+    }
+    const [msg, rcpts] = handoff
+      ? [handoff.message, handoff.recipients]
+      : await Promise.all([
+          db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst(),
+          db.selectFrom('recipients').selectAll().where('msg_id', '=', id).execute(),
+        ]);
     if (!msg) return;
     const due = rcpts.filter((r) => OPEN.includes(r.status) && r.next_attempt_at <= now + 50);
     if (!due.length) return;
     let raw: Buffer;
     try {
-      raw = await spool.read(id);
+      raw = handoff?.raw ?? (await spool.read(id));
     } catch (err) {
       log.error({ msg_id: id, err: (err as Error).message }, 'spool file missing for open recipients');
       emit('store.error', { msg_id: id, data: { op: 'spool_read', error: (err as Error).message } });

@@ -7,6 +7,8 @@ import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type { DB } from './schema.ts';
 import { migrate } from './migrate.ts';
+import { FastSqlite } from './fast.ts';
+import { coalesce } from '../core/coalesce.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -20,6 +22,8 @@ export interface StoreDb {
   durable(): Promise<void>;
   /** The SQLite handle, for the few hot paths that run prepared statements directly (SQLite only). */
   sqlite?: Database.Database;
+  /** Prepared-statement writers for the per-message hot paths (SQLite only). */
+  fast?: FastSqlite;
   close(): Promise<void>;
 }
 
@@ -62,15 +66,18 @@ export async function openStore(opts: OpenOptions): Promise<StoreDb> {
   await migrate(db, 'sqlite');
   const wal = `${abs}-wal`;
   let fh: fsp.FileHandle | undefined;
-  const durable = async () => {
+  const sync = async () => {
     fh ??= await fsp.open(wal, 'r');
     await fh.sync();
   };
+  // Shared by every writer in this process: concurrent batches cost at most two fsyncs.
+  const durable = coalesce(sync);
   return {
     db,
     dialect: 'sqlite',
     durable,
     sqlite,
+    fast: new FastSqlite(sqlite),
     close: async () => {
       await fh?.close().catch(() => undefined);
       await db.destroy();

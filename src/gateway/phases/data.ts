@@ -18,6 +18,7 @@ import type { Acceptor } from '../accept.ts';
 import type { ConnState } from '../server.ts';
 import type { SourceBook } from '../sources.ts';
 import { routeFor } from '../../relay/route.ts';
+import type { Handoff } from '../../relay/queue.ts';
 
 export interface DataDeps {
   config: Config;
@@ -29,7 +30,8 @@ export interface DataDeps {
   acceptor: Acceptor;
   sources: SourceBook;
   state(session: SMTPServerSession): ConnState;
-  onAccepted(msgId: string): void;
+  /** Told of every message taken, with its rows and bytes so a local relay need not read them back. */
+  onAccepted(msgId: string, handoff: Handoff): void;
 }
 
 type Callback = (err?: Error | null, message?: string) => void;
@@ -182,27 +184,23 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
       expires_at: now + config.quarantine.retention_days * 86_400_000,
       status: 'held',
     }));
+  const message = {
+    id,
+    message_id: view.messageId ?? null,
+    received_at: now,
+    conn_id: st.cid,
+    client_ip: st.ip,
+    helo: st.helo ?? null,
+    mail_from: mailFrom,
+    size: raw.length,
+    subject: view.subject ?? null,
+    score: scored.score,
+    symbols: JSON.stringify(symbolsOut),
+    verdict: JSON.stringify({ policies: st.policies, analysis_ms: analysisMs, host: os.hostname() }),
+    status: recipients.some((r) => r.status === 'queued') ? 'queued' : 'done',
+  };
   try {
-    await deps.acceptor.accept({
-      message: {
-        id,
-        message_id: view.messageId ?? null,
-        received_at: now,
-        conn_id: st.cid,
-        client_ip: st.ip,
-        helo: st.helo ?? null,
-        mail_from: mailFrom,
-        size: raw.length,
-        subject: view.subject ?? null,
-        score: scored.score,
-        symbols: JSON.stringify(symbolsOut),
-        verdict: JSON.stringify({ policies: st.policies, analysis_ms: analysisMs, host: os.hostname() }),
-        status: recipients.some((r) => r.status === 'queued') ? 'queued' : 'done',
-      },
-      recipients,
-      quarantine,
-      raw,
-    });
+    await deps.acceptor.accept({ message, recipients, quarantine, raw });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     log.error({ err: e.message, code: e.code, msg_id: id }, 'could not take ownership of message');
@@ -229,5 +227,5 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   });
   if (quarantine.length) emit('message.quarantined', { ...ids, msg_id: id, data: { rcpts: quarantine.map((q) => q.rcpt), score: scored.score } });
   cb(null, `2.0.0 Ok: queued as ${id}`);
-  deps.onAccepted(id);
+  deps.onAccepted(id, { message, recipients, raw });
 }
