@@ -21,6 +21,7 @@ import { RecipientVerifier } from './gateway/verify.ts';
 import { FileBlobStore } from './quarantine/blobs.ts';
 import { MaildirStore } from './relay/maildir.ts';
 import { Relay } from './relay/queue.ts';
+import { Upkeep } from './store/upkeep.ts';
 
 export interface Postern {
   /** Where SMTP listens; port 0 when this process runs no gateway. */
@@ -83,6 +84,17 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     relay = new Relay({ config, db: store.db, fast: store.fast, spool, durable: () => store.durable(), maildir, log: log.child({ component: 'relay' }), emit });
     await relay.start(opts.relayPollMs ?? 1000);
   }
+  // The store's writer purges what is past its retention (a cluster worker writes nothing of its own).
+  let upkeep: Upkeep | null = null;
+  if (roles.relay) {
+    const upkeepLog = log.child({ component: 'store' });
+    upkeep = new Upkeep(store.db, {
+      retentionDays: config.store.event_retention_days,
+      log: upkeepLog,
+      onPurged: (r) => upkeepLog.info({ ...r, cutoff: new Date(r.cutoff).toISOString() }, 'purged events and messages past their retention'),
+    });
+    upkeep.start();
+  }
   const tls = await loadTls(config, dataDir);
   if (!roles.gateway) {
     log.info({ data_dir: dataDir, store: store.dialect, role: 'relay' }, 'postern relay started');
@@ -98,6 +110,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       log,
       dataDir,
       async close() {
+        await upkeep?.stop();
         await relay?.stop();
         policies.stop();
         await sink.flush();
@@ -137,6 +150,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       if (closed) return;
       closed = true;
       await gateway.close();
+      await upkeep?.stop();
       await relay?.stop();
       policies.stop();
       await sink.flush();

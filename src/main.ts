@@ -3,6 +3,7 @@ import { runStart } from './cli/start.ts';
 import { runConfig } from './cli/config.ts';
 import { runTrace } from './cli/trace.ts';
 import { runQueue } from './cli/queue.ts';
+import { runStore } from './cli/store.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -15,6 +16,7 @@ commands:
   queue list [--json]                    messages waiting for delivery
   queue retry <queue-id>                 attempt delivery of one message now
   queue flush                            attempt delivery of every waiting message now
+  store purge [--older-than-days N]      delete events and finished messages older than the retention now
 
 --config defaults to ./postern.toml`;
 
@@ -30,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runTrace(rest);
       case 'queue':
         return await runQueue(rest);
+      case 'store':
+        return await runStore(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -90,6 +90,15 @@ describe('errors name the dotted key and the reason', () => {
     expect(issues.map((i) => i.split(':')[0]).sort()).toEqual(['data_dir', 'gateway.listne', 'gateway.workers', 'log.level']);
   });
 
+  it('check options and score names are listed beside the other problems', () => {
+    const issues = issuesOf('data_dir = 5\n[analysis.checks.headers]\nmax_skew = 3\n[analysis.scores]\nNO_SUCH_SYMBOL = 2\n');
+    expect(issues).toEqual([
+      'data_dir: Invalid input: expected string, received number',
+      'analysis.checks.headers.max_skew: unknown key',
+      'analysis.scores.NO_SUCH_SYMBOL: unknown symbol (see docs/symbols.md)',
+    ]);
+  });
+
   it('a bad check option names analysis.checks.<name>.<option>', () => {
     expect(issuesOf('[analysis.checks.headers]\nmax_date_skew_days = 0\n')).toEqual([
       'analysis.checks.headers.max_date_skew_days: Too small: expected number to be >=1',

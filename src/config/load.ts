@@ -56,12 +56,22 @@ function formatIssue(issue: z.core.$ZodIssue): string {
   return `${where}: ${issue.message}`;
 }
 
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 /** Validates an already-parsed object. Throws ConfigError naming every bad key. */
 export function validateConfig(raw: unknown, file = '<config>'): Config {
   const res = configSchema.safeParse(raw);
-  if (!res.success) throw new ConfigError(file, res.error.issues.map(formatIssue));
-  const checkIssues = [...validateCheckOptions(res.data.analysis.checks), ...validateScoreNames(res.data.analysis.scores)];
-  if (checkIssues.length) throw new ConfigError(file, checkIssues);
+  // The check options and score names are validated even when the rest fails, so one run lists every issue.
+  const analysis = isTable(raw) && isTable(raw.analysis) ? raw.analysis : {};
+  const checks = isTable(analysis.checks) ? analysis.checks : {};
+  const checkIssues = [
+    ...validateCheckOptions(Object.fromEntries(Object.entries(checks).filter(([, v]) => isTable(v))) as Record<string, Record<string, unknown>>),
+    ...validateScoreNames(isTable(analysis.scores) ? analysis.scores : {}),
+  ];
+  const issues = [...(res.success ? [] : res.error.issues.map(formatIssue)), ...checkIssues];
+  if (issues.length || !res.success) throw new ConfigError(file, issues);
   return res.data;
 }
 

@@ -80,7 +80,10 @@ const gateway = z.strictObject({
     z.number().int().min(1).default(10),
     'Protocol errors in one session before it is closed with 421.',
   ),
-  idle_timeout_s: d(z.number().int().min(1).default(300), 'Seconds a client may stay silent.'),
+  idle_timeout_s: d(
+    z.number().int().min(1).default(300),
+    'Seconds a client may stay silent. Also the per-request deadline: from each reply, the next command (or, after 354, the whole message) must arrive within this time plus 2 ms per byte received (a floor of 500 bytes/s, as Postfix\'s smtpd_min_data_rate), and a TLS handshake within this time; otherwise 421 4.4.2.',
+  ),
   session_timeout_s: d(
     z.number().int().min(10).default(1_800),
     'Longest a single SMTP session may last, in seconds.',

@@ -15,7 +15,12 @@ export const EVENT_TYPES = {
   },
   'smtp.protocol_error': {
     level: 'info',
-    description: 'A client broke the protocol: bad syntax, long line, pipelining violation, header as command.',
+    description:
+      'A client broke the protocol: bad syntax or sequence, unknown or non-SMTP command, BDAT, long line, pipelining violation, header as command, too many junk commands.',
+  },
+  'smtp.timeout': {
+    level: 'info',
+    description: 'A session was closed for time: idle, a request or message too slow, a stalled TLS handshake, the session limit.',
   },
   'smtp.data.rejected': { level: 'info', description: 'A message was refused after DATA; the gateway never owned it.' },
   'smtp.data.aborted': { level: 'info', description: 'A client went away or timed out during DATA; nothing was stored.' },

@@ -52,6 +52,8 @@ interface Internals {
 }
 
 export class PosternStream extends SMTPStream {
+  /** Told of every chunk the client sends, before it is parsed (the connection's early-talker test and data rate). */
+  oninput: (chunk: Buffer) => void = () => undefined;
   private st = St.Normal;
   private brk = Brk.Clean;
   private pendingCr = false;
@@ -67,6 +69,13 @@ export class PosternStream extends SMTPStream {
     this.brk = Brk.Clean;
     this.pendingCr = false;
     return s;
+  }
+
+  // Only the socket calls write(); the parser's own re-entry (remainders, the rest after end of data) goes to _write.
+  override write(chunk: Buffer, encoding?: BufferEncoding | ((err?: Error | null) => void), cb?: (err?: Error | null) => void): boolean {
+    if (chunk && chunk.length) this.oninput(chunk);
+    if (typeof encoding === 'function') return super.write(chunk, encoding);
+    return super.write(chunk, encoding as BufferEncoding, cb);
   }
 
   override _write(chunk: Buffer, encoding: BufferEncoding, next: (err?: Error | null) => void): void {
@@ -103,11 +112,17 @@ export class PosternStream extends SMTPStream {
     return { bareLf, following: Math.max(0, this.cmdData.length - p) };
   }
 
+  /** Up to `max` characters (one per octet) that follow the last line passed to consumeLine in this segment. */
+  pending(max: number): string {
+    return this.cmdData.slice(this.cmdPos, this.cmdPos + max);
+  }
+
   _feedDataStream(chunk: Buffer, done: (err?: Error) => void): void {
     const self = this as unknown as Internals;
     const stream = self._dataStream as DataStream;
     const flags = stream.flags;
-    const out = Buffer.allocUnsafe(chunk.length + 2);
+    // At most one octet more than the chunk: the CR of a '.' CR held back from the previous chunk.
+    const out = Buffer.allocUnsafe(chunk.length + 1);
     let n = 0;
     let st = this.st;
     let brk = this.brk;
@@ -140,9 +155,10 @@ export class PosternStream extends SMTPStream {
           this.finish(out, n, chunk.subarray(i + 1), done);
           return;
         }
+        // '.' then a bare CR: the line has other characters, so the dot is a stuffing dot like any other
+        // (RFC 5321 4.5.2) and is dropped; the CR is kept as the bare CR it is.
         flags.smuggling = true;
         flags.bareCr++;
-        out[n++] = DOT;
         out[n++] = CR;
         before = Brk.Bare;
       } else if (st === St.BareDot) {
@@ -181,11 +197,11 @@ export class PosternStream extends SMTPStream {
   private emitData(stream: DataStream, out: Buffer, n: number, done: (err?: Error) => void): void {
     const self = this as unknown as Internals;
     if (n === 0) return done();
-    const before = self.dataBytes;
+    const room = self._maxBytes - self.dataBytes;
     self._countDataBytes(n);
-    // Over the limit: keep reading to the terminator but stop buffering (the reply is 552 at the end).
-    if (before > self._maxBytes || !stream.writable) return done();
-    if (stream.write(out.subarray(0, n)) || stream.destroyed) return done();
+    // Over the limit: keep reading to the terminator but never pass on more than the limit (the reply is 552).
+    if (room <= 0 || !stream.writable) return done();
+    if (stream.write(out.subarray(0, Math.min(n, room))) || stream.destroyed) return done();
     const onDrain = () => {
       stream.removeListener('drain', onDrain);
       stream.removeListener('close', onDrain);
@@ -197,9 +213,9 @@ export class PosternStream extends SMTPStream {
 
   private finish(out: Buffer, n: number, remainder: Buffer, done: (err?: Error) => void): void {
     const self = this as unknown as Internals;
-    const before = self.dataBytes;
+    const room = self._maxBytes - self.dataBytes;
     if (n) self._countDataBytes(n);
-    const tail = n && before <= self._maxBytes ? out.subarray(0, n) : false;
+    const tail = n && room > 0 ? out.subarray(0, Math.min(n, room)) : false;
     this.st = St.Normal;
     this.brk = Brk.Clean;
     this.pendingCr = false;

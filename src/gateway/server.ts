@@ -13,7 +13,7 @@ import type { SessionFacts, SymbolHit } from '../analysis/check.ts';
 import type { PolicyTable } from '../policy/live.ts';
 import { policyAction } from '../policy/decide.ts';
 import type { AppliedPolicy } from '../policy/action.ts';
-import { PosternConnection, type ConnectionHooks } from './connection.ts';
+import { PosternConnection, type ConnectionHooks, type ParsedAddress } from './connection.ts';
 import { SourceBook } from './sources.ts';
 import { handleData, type DataDeps } from './phases/data.ts';
 import type { Acceptor } from './accept.ts';
@@ -154,6 +154,8 @@ export class Gateway {
       maxCommandLine: g.max_command_line,
       maxErrors: g.max_errors,
       sessionTimeoutMs: g.session_timeout_s * 1000,
+      requestTimeoutMs: g.idle_timeout_s * 1000,
+      postmaster: `postmaster@${g.domains[0] ?? 'localhost'}`,
       beforeGreeting: async (conn) => {
         const ip = conn.ip;
         if (!this.sources.connect(ip, g.max_connections_per_ip)) {
@@ -199,6 +201,16 @@ export class Gateway {
         emit('smtp.protocol_error', { ip: conn.ip, conn_id: conn.cid, data: { kind, detail } });
       },
       helo: (conn, name) => void this.onHelo(conn, name),
+      mailRefused: (conn, from, reason, reply) => {
+        const st = this.conns.get(conn.cid);
+        if (st) st.refused++;
+        emit('smtp.mail.rejected', { ip: conn.ip, conn_id: conn.cid, data: { from, reason, reply: reply.code } });
+      },
+      timeout: (conn, kind, detail) => {
+        // Dripping and stalling are tactics; going quiet or a very long session may be an honest client.
+        if (kind !== 'idle' && kind !== 'session') this.sources.protocolError(conn.ip);
+        emit('smtp.timeout', { ip: conn.ip, conn_id: conn.cid, data: { kind, ...detail } });
+      },
       closed: (conn) => {
         const st = this.conns.get(conn.cid);
         this.conns.delete(conn.cid);
@@ -252,7 +264,11 @@ export class Gateway {
         st.policies.push(applied);
       }
     }
-    this.deps.emit('smtp.mail', { ip: st.ip, conn_id: st.cid, data: { from, size: address.args && (address.args as Record<string, unknown>).SIZE } });
+    const size = address.args && (address.args as Record<string, unknown>).SIZE;
+    // The connection kept the A-label the client sent; the U-label and a mixed-script mark go with the event.
+    const unicode = (address as ParsedAddress).unicode;
+    const idn = unicode ? { from_unicode: unicode, mixed_script: mixedScript(domainOf(unicode)) } : {};
+    this.deps.emit('smtp.mail', { ip: st.ip, conn_id: st.cid, data: { from, size, ...idn } });
   }
 
   private async onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
@@ -295,6 +311,30 @@ export class Gateway {
     }
     emit('smtp.rcpt.accepted', { ip: st.ip, conn_id: st.cid, data: { rcpt: lower, from } });
   }
+}
+
+// Scripts a look-alike domain mixes (UTS #39). Han, Hiragana, Katakana and Hangul count as one, and may also go
+// with Latin: that is ordinary Chinese, Japanese or Korean (UTS #39 "highly restrictive").
+const SCRIPTS: [string, RegExp][] = [
+  ['latin', /\p{Script=Latin}/u],
+  ['greek', /\p{Script=Greek}/u],
+  ['cyrillic', /\p{Script=Cyrillic}/u],
+  ['armenian', /\p{Script=Armenian}/u],
+  ['hebrew', /\p{Script=Hebrew}/u],
+  ['arabic', /\p{Script=Arabic}/u],
+  ['cjk', /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u],
+  ['thai', /\p{Script=Thai}/u],
+  ['devanagari', /\p{Script=Devanagari}/u],
+  ['georgian', /\p{Script=Georgian}/u],
+  ['cherokee', /\p{Script=Cherokee}/u],
+];
+
+/** True when one label of the domain has letters of more than one script (`аpple` = Cyrillic а + Latin pple). */
+function mixedScript(domain: string): boolean {
+  return domain.split('.').some((label) => {
+    const found = SCRIPTS.filter(([, re]) => re.test(label)).map(([name]) => name);
+    return found.filter((n) => !(n === 'latin' && found.includes('cjk'))).length > 1;
+  });
 }
 
 export function splitListen(listen: string): { host: string; port: number } {

@@ -1,5 +1,6 @@
 // A raw SMTP client for exact-byte tests: writes what it is told and reads whole replies.
 import net from 'node:net';
+import tls from 'node:tls';
 
 export class RawSmtp {
   private buf = '';
@@ -8,8 +9,13 @@ export class RawSmtp {
   /** Everything the server sent, in order. */
   transcript = '';
 
-  private constructor(readonly sock: net.Socket) {
-    sock.on('data', (d) => {
+  private constructor(public sock: net.Socket) {
+    sock.setNoDelay(true);
+    this.listen(sock);
+  }
+
+  private listen(sock: net.Socket): void {
+    sock.on('data', (d: Buffer) => {
       const s = d.toString('latin1');
       this.buf += s;
       this.transcript += s;
@@ -20,6 +26,24 @@ export class RawSmtp {
       for (const w of this.waiters.splice(0)) w();
     });
     sock.on('error', () => undefined);
+  }
+
+  /** Runs the TLS handshake on the connection (after the server's 220 to STARTTLS); later reads and writes use it. */
+  starttls(): Promise<void> {
+    const raw = this.sock;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    return new Promise((resolve, reject) => {
+      const t = tls.connect({ socket: raw, rejectUnauthorized: false }, () => resolve());
+      t.once('error', reject);
+      this.sock = t;
+      this.listen(t);
+    });
+  }
+
+  /** What the server sent that no reply() has consumed yet. */
+  get unread(): string {
+    return this.buf;
   }
 
   static connect(port: number, opts: { localAddress?: string; host?: string } = {}): Promise<RawSmtp> {
@@ -52,6 +76,24 @@ export class RawSmtp {
           r();
         });
       });
+    }
+  }
+
+  /** Reads `n` replies. */
+  async replies(n: number, timeoutMs = 5000): Promise<string[]> {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) out.push(await this.reply(timeoutMs));
+    return out;
+  }
+
+  /**
+   * Writes each part as its own TCP segment: the socket sends without Nagle and waits `gapMs` between writes,
+   * long enough for the server to read each part on its own.
+   */
+  async writeSegments(parts: (string | Buffer)[], gapMs = 15): Promise<void> {
+    for (const [i, p] of parts.entries()) {
+      if (i > 0) await new Promise((r) => setTimeout(r, gapMs));
+      await new Promise<void>((resolve) => this.sock.write(typeof p === 'string' ? Buffer.from(p, 'latin1') : p, () => resolve()));
     }
   }
 

@@ -20,6 +20,9 @@ import type { SourceBook } from '../sources.ts';
 import { routeFor } from '../../relay/route.ts';
 import type { Handoff } from '../../relay/queue.ts';
 
+// Recorded with each decision: which host of a cluster made it.
+const HOST = os.hostname();
+
 export interface DataDeps {
   config: Config;
   log: Logger;
@@ -196,7 +199,7 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
     subject: view.subject ?? null,
     score: scored.score,
     symbols: JSON.stringify(symbolsOut),
-    verdict: JSON.stringify({ policies: st.policies, analysis_ms: analysisMs, host: os.hostname() }),
+    verdict: JSON.stringify({ policies: st.policies, analysis_ms: analysisMs, host: HOST }),
     status: recipients.some((r) => r.status === 'queued') ? 'queued' : 'done',
   };
   try {
