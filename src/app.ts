@@ -8,6 +8,7 @@ import { openStore, type StoreDb } from './store/db.ts';
 import { EventSink } from './matrix/sink.ts';
 import type { PosternEvent } from './core/events.ts';
 import { CHECKS } from './analysis/checks/index.ts';
+import type { Check } from './analysis/check.ts';
 import { checkOptions } from './analysis/registry-options.ts';
 import { ScoreTable } from './analysis/scoring.ts';
 import { Runner } from './analysis/runner.ts';
@@ -50,6 +51,8 @@ export interface StartOptions {
   onAccepted?: (id: string, handoff: Handoff) => void;
   /** Where the gateway's index rows go instead of this process's store (a cluster worker: to the primary). */
   rows?: RowSink;
+  /** The checks to run instead of the built-in registry (an embedding program's own, or a test's). */
+  checks?: readonly Check[];
   /** Where events go instead of this process's store (a cluster worker: to the primary). */
   forwardEvents?: (events: PosternEvent[]) => void;
 }
@@ -61,9 +64,10 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const store = await openStore({ url: config.store.url, dataDir, password: resolveSecret(config.store.password) });
   const sink = new EventSink(store, log.child({ component: 'matrix' }), { forward: opts.forwardEvents, flushMs: opts.forwardEvents ? 50 : undefined });
   const emit = sink.emit;
-  const scores = new ScoreTable(CHECKS, config.analysis.scores);
+  const checks = opts.checks ?? CHECKS;
+  const scores = new ScoreTable(checks, config.analysis.scores);
   const runner = new Runner({
-    checks: CHECKS,
+    checks,
     options: checkOptions(config.analysis.checks),
     scores,
     timeoutMs: config.analysis.check_timeout_ms,

@@ -24,9 +24,10 @@ describe('check registry', () => {
   });
 
   it('declares each check for a phase the gateway runs', () => {
-    // gateway/server.ts runs 'helo' at HELO/EHLO; gateway/phases/data.ts runs 'mail' and 'data' at the end of DATA.
+    // gateway/server.ts runs 'connect' before the greeting, 'helo' at HELO/EHLO and 'rcpt' at each accepted RCPT;
+    // gateway/phases/data.ts runs 'mail' and 'data' at the end of DATA.
     // Nothing runs 'connect' or 'rcpt' yet, so a check declared for them would silently never run.
-    for (const c of CHECKS) expect(['helo', 'mail', 'data'], `check ${c.name}`).toContain(c.phase);
+    for (const c of CHECKS) expect(['connect', 'helo', 'rcpt', 'mail', 'data'], `check ${c.name}`).toContain(c.phase);
   });
 
   it('has symbol names unique across checks and in SCREAMING_SNAKE', () => {

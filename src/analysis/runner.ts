@@ -32,6 +32,11 @@ export class Runner {
     }
   }
 
+  /** Whether any check runs in this phase (the gateway skips building a phase's input when none does). */
+  has(phase: Phase): boolean {
+    return this.byPhase.has(phase);
+  }
+
   async run(phase: Phase, input: PhaseInput, ids: { msg_id?: string; conn_id?: string } = {}): Promise<PhaseResult> {
     const checks = this.byPhase.get(phase);
     const result: PhaseResult = { hits: [], mustDefer: false };

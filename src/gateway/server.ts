@@ -26,7 +26,13 @@ export interface ConnState {
   startedAt: number;
   trusted: boolean;
   helo?: string;
+  /** Hits of the `connect` and `helo` phases; they count for every message of the session. */
+  connectHits: SymbolHit[];
   heloHits: SymbolHit[];
+  /** Hits of the `rcpt` phase by recipient, for the current transaction; they count for that recipient only. */
+  rcptHits: Map<string, SymbolHit[]>;
+  /** A check of the connect or rcpt phase that must not fail open failed: the message gets 451 at DATA. */
+  checkFailed: boolean;
   /** A refusal decided before RCPT (connect/HELO/MAIL policy), given at the first RCPT (delay_deny). */
   pendingRefusal?: { reply: SmtpReply; reason: string; policy?: AppliedPolicy };
   policies: AppliedPolicy[];
@@ -168,7 +174,10 @@ export class Gateway {
           ip,
           startedAt: Date.now(),
           trusted,
+          connectHits: [],
           heloHits: [],
+          rcptHits: new Map(),
+          checkFailed: false,
           policies: [],
           messages: 0,
           refused: 0,
@@ -187,7 +196,14 @@ export class Gateway {
             st.policies.push(applied);
           }
         }
-        emit('smtp.connect', { ip, conn_id: conn.cid, data: { class: cls, pause_ms: pauseMs } });
+        let symbols: string[] | undefined;
+        if (this.deps.runner.has('connect')) {
+          const res = await this.deps.runner.run('connect', { session: this.facts(st) }, { conn_id: st.cid });
+          st.connectHits = res.hits;
+          st.checkFailed ||= res.mustDefer;
+          symbols = res.hits.map((h) => h.name);
+        }
+        emit('smtp.connect', { ip, conn_id: conn.cid, data: { class: cls, pause_ms: pauseMs, symbols } });
         return { pauseMs };
       },
       earlyTalker: (conn, bytes) => {
@@ -245,6 +261,7 @@ export class Gateway {
   private async onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
     const st = this.state(session);
     const from = address.address;
+    st.rcptHits.clear();
     const refuse = (reply: SmtpReply, reason: string) => {
       st.refused++;
       this.deps.emit('smtp.mail.rejected', { ip: st.ip, conn_id: st.cid, data: { from, reason, reply: reply.code } });
@@ -309,7 +326,22 @@ export class Gateway {
         if (r === 'tempfail') refuse(REPLY.verifyTimeout, 'verify_unavailable');
       }
     }
-    emit('smtp.rcpt.accepted', { ip: st.ip, conn_id: st.cid, data: { rcpt: lower, from } });
+    let symbols: string[] | undefined;
+    if (this.deps.runner.has('rcpt')) {
+      const env = session.envelope;
+      const res = await this.deps.runner.run(
+        'rcpt',
+        {
+          session: this.facts(st, session),
+          envelope: { mailFrom: from, rcptTo: [lower], smtputf8: Boolean(env.smtpUtf8), eightBitMime: env.bodyType === '8bitmime' },
+        },
+        { conn_id: st.cid },
+      );
+      if (res.mustDefer) refuse(REPLY.localProblem, 'check_failed');
+      st.rcptHits.set(lower, res.hits);
+      symbols = res.hits.map((h) => h.name);
+    }
+    emit('smtp.rcpt.accepted', { ip: st.ip, conn_id: st.cid, data: { rcpt: lower, from, symbols } });
   }
 }
 

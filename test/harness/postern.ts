@@ -6,6 +6,7 @@ import pg from 'pg';
 import { parseConfigText } from '../../src/config/load.ts';
 import { startPostern, type Postern } from '../../src/app.ts';
 import { silentLogger, createLogger } from '../../src/core/log.ts';
+import type { Check } from '../../src/analysis/check.ts';
 
 export interface TestPostern {
   app: Postern;
@@ -45,7 +46,7 @@ export function tempDir(prefix = 'postern-test-'): string {
  * `toml` is appended to a base config (data_dir in a temp dir, no greeting pause unless set).
  * Sections given in `toml` must not repeat the base's: the base only sets top-level keys and [log].
  */
-export async function startTestPostern(toml = '', opts: { dir?: string; store?: 'sqlite' | 'postgres' } = {}): Promise<TestPostern> {
+export async function startTestPostern(toml = '', opts: { dir?: string; store?: 'sqlite' | 'postgres'; checks?: readonly Check[] } = {}): Promise<TestPostern> {
   const dir = opts.dir ?? tempDir();
   const store = opts.store ?? TEST_STORE;
   let pgSchema: Awaited<ReturnType<typeof freshPgSchema>> | undefined;
@@ -59,7 +60,7 @@ export async function startTestPostern(toml = '', opts: { dir?: string; store?: 
   const config = parseConfigText(text, 'test.toml');
   const app = await startPostern(
     { config, file: path.join(dir, 'postern.toml'), dataDir: dir },
-    { listen: { host: '127.0.0.1', port: 0 }, logger: process.env.POSTERN_TEST_LOG ? createLogger('debug') : silentLogger, relayPollMs: 200 },
+    { listen: { host: '127.0.0.1', port: 0 }, logger: process.env.POSTERN_TEST_LOG ? createLogger('debug') : silentLogger, relayPollMs: 200, checks: opts.checks },
   );
   return {
     app,

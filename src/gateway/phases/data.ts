@@ -128,19 +128,24 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
     deps.runner.run('mail', input, { msg_id: id, conn_id: st.cid }),
     deps.runner.run('data', input, { msg_id: id, conn_id: st.cid }),
   ]);
-  if (mailRes.mustDefer || dataRes.mustDefer) return refuse(REPLY.localProblem, 'check_failed');
-  const hits = [...st.heloHits, ...mailRes.hits, ...dataRes.hits];
+  if (mailRes.mustDefer || dataRes.mustDefer || st.checkFailed) return refuse(REPLY.localProblem, 'check_failed');
+  const hits = [...st.connectHits, ...st.heloHits, ...mailRes.hits, ...dataRes.hits];
   const scored = total(hits, deps.scores);
-
-  const decisions: RecipientDecision[] = rcpts.map((r) =>
-    decideRecipient(r, mailFrom, scored, config, deps.policies.match({ ip: st.ip, helo: st.helo, sender: mailFrom, recipient: r })),
-  );
+  // A recipient with hits of its own (the rcpt phase) is scored with them; the others share the message's score.
+  const rcptHits = (r: string) => st.rcptHits.get(normalizeAddress(r)) ?? [];
+  const decisions: RecipientDecision[] = rcpts.map((r) => {
+    const own = rcptHits(r);
+    return decideRecipient(r, mailFrom, own.length ? total([...hits, ...own], deps.scores) : scored, config, deps.policies.match({ ip: st.ip, helo: st.helo, sender: mailFrom, recipient: r }));
+  });
   for (const d of decisions) {
     for (const p of st.policies) if (!d.policies.some((x) => x.id === p.id)) d.policies.push(p);
   }
   const settled = settle(decisions);
   const analysisMs = Math.round((performance.now() - t0) * 100) / 100;
-  const symbolsOut = hits.map((h) => ({ name: h.name, score: h.score, detail: h.detail }));
+  const symbolsOut = [
+    ...hits.map((h) => ({ name: h.name, score: h.score, detail: h.detail })),
+    ...rcpts.flatMap((r) => rcptHits(r).map((h) => ({ name: h.name, score: h.score, detail: h.detail, rcpt: normalizeAddress(r) }))),
+  ];
   if (settled.reply !== 'accept') {
     const a = settled.reply;
     const reply = a.kind === 'reject' || a.kind === 'defer' ? a.reply : REPLY.contentRejected;
