@@ -36,10 +36,17 @@ function deliveries(sink: RawSink): Map<string, number[]> {
   return n;
 }
 
-/** Pids of the gateway workers of a primary (Linux). */
+/** Pids of the gateway workers of a primary (Linux): its children that run postern (not, say, a compiler service). */
 function childPids(pid: number): number[] {
   try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const kids = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return kids.filter((k) => {
+      try {
+        return fs.readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('postern.js');
+      } catch {
+        return false;
+      }
+    });
   } catch {
     return [];
   }
@@ -48,7 +55,7 @@ function childPids(pid: number): number[] {
 // workers = 1: one process does everything. workers = 2: two gateway workers and a primary that owns the store
 // and the relay; a kill -9 of the primary takes the workers down with it, and one more round kills a worker alone.
 describe.skipIf(await missing('postgres')).each([1, 2])(`crash and restart (${TEST_STORE}, workers = %i)`, (WORKERS) => {
-  it('keeps every message that got a 250 across kill -9 at different moments', { timeout: 60_000 }, async () => {
+  it('keeps every message that got a 250 across kill -9 at different moments', { timeout: 150_000 }, async () => {
     // Clients send until the last kill round is over (so no round waits for traffic that has run out), up to a cap.
     const MAX = 3000;
     let done = false;
@@ -90,7 +97,7 @@ level = "warn"
     const spoolTmp = path.join(dir, 'data', 'spool', 'tmp');
     const spoolQueue = path.join(dir, 'data', 'spool', 'queue');
 
-    let child = await PosternChild.start(conf);
+    let child = await PosternChild.start(conf, 40_000);
     cleanup.push(() => child.stop());
 
     const results = new Map<string, Result>();
@@ -136,7 +143,7 @@ level = "warn"
       await child.kill9();
       beforeStart();
       await until(() => inflight === 0, 10_000, `clients to notice the kill (${why})`);
-      child = await PosternChild.start(conf);
+      child = await PosternChild.start(conf, 40_000);
       down.push({ from, to: Date.now() });
       // Recovery ran before the listener opened: no partial file may be left, and every queued file has its row.
       expect(fs.readdirSync(spoolTmp), `spool tmp after ${why}`).toEqual([]);
@@ -165,7 +172,7 @@ level = "warn"
       await until(() => {
         const now = childPids(child.proc.pid!);
         return now.length === WORKERS && !now.includes(pids[0]);
-      }, 10_000, 'the primary to replace the killed worker');
+      }, 30_000, 'the primary to replace the killed worker');
     }
     // 3: with deliveries to the downstream in flight.
     slow = true;
