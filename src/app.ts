@@ -12,6 +12,7 @@ import type { Check } from './analysis/check.ts';
 import { checkOptions } from './analysis/registry-options.ts';
 import { ScoreTable } from './analysis/scoring.ts';
 import { Runner } from './analysis/runner.ts';
+import { BayesService } from './analysis/bayes/store.ts';
 import { PolicyTable } from './policy/live.ts';
 import { Gateway, splitListen } from './gateway/server.ts';
 import { Spool } from './gateway/spool.ts';
@@ -66,13 +67,20 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const emit = sink.emit;
   const checks = opts.checks ?? CHECKS;
   const scores = new ScoreTable(checks, config.analysis.scores);
+  const options = checkOptions(config.analysis.checks);
+  // The classifier's model lives in memory for the hot path and follows the store when another process learns.
+  const analysisLog = log.child({ component: 'analysis' });
+  const bayes = new BayesService(store.db, (err) => analysisLog.warn({ err: err.message }, 'bayes model reload failed'));
+  await bayes.load();
+  bayes.watch((options.get('bayes') as { reload_interval_ms?: number } | undefined)?.reload_interval_ms ?? 5_000);
   const runner = new Runner({
     checks,
-    options: checkOptions(config.analysis.checks),
+    options,
     scores,
     timeoutMs: config.analysis.check_timeout_ms,
-    log: log.child({ component: 'analysis' }),
+    log: analysisLog,
     emit,
+    services: { bayes },
   });
   const policies = new PolicyTable(store.db);
   await policies.load();
@@ -117,6 +125,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
         await upkeep?.stop();
         await relay?.stop();
         policies.stop();
+        bayes.stop();
         await sink.flush();
         await store.close();
       },
@@ -157,6 +166,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       await upkeep?.stop();
       await relay?.stop();
       policies.stop();
+      bayes.stop();
       await sink.flush();
       await store.close();
     },

@@ -4,6 +4,8 @@ import { runConfig } from './cli/config.ts';
 import { runTrace } from './cli/trace.ts';
 import { runQueue } from './cli/queue.ts';
 import { runStore } from './cli/store.ts';
+import { runLearn } from './cli/learn.ts';
+import { runEval } from './cli/eval.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -17,6 +19,9 @@ commands:
   queue retry <queue-id>                 attempt delivery of one message now
   queue flush                            attempt delivery of every waiting message now
   store purge [--older-than-days N]      delete events and finished messages older than the retention now
+  learn --spam PATH... --ham PATH...     teach the classifier from files, folders or mbox files
+  eval --spam PATH --ham PATH [--json] [--no-bayes]
+                                         analyse labelled mail offline: precision, recall, F1, ham false positives
 
 --config defaults to ./postern.toml`;
 
@@ -34,6 +39,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runQueue(rest);
       case 'store':
         return await runStore(rest);
+      case 'learn':
+        return await runLearn(rest);
+      case 'eval':
+        return await runEval(rest);
       case undefined:
       case 'help':
       case '--help':

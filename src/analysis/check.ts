@@ -2,6 +2,7 @@
 import type { z } from 'zod';
 import type { Logger } from '../core/log.ts';
 import type { MessageView } from './message-view.ts';
+import type { BayesModel } from './bayes/classifier.ts';
 
 export type Phase = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data';
 
@@ -69,9 +70,19 @@ export interface TransferFacts {
   eightBitUndeclared: boolean;
 }
 
+/**
+ * Shared analysis services a check may read, handed to the Runner by whoever assembles it (app.ts, the offline
+ * scan, a test): nothing is a module global, so tests never leak state into each other. Each is optional.
+ */
+export interface AnalysisServices {
+  /** The statistical classifier's current model (in memory; reloaded by its owner when the store changes). */
+  bayes?: { model(): BayesModel };
+}
+
 export interface CheckContext<Sym extends string, Opt> {
   hit(symbol: Sym, opts?: { weight?: number; detail?: string[] }): void;
   options: Readonly<Opt>;
+  services: Readonly<AnalysisServices>;
   log: Logger;
   now(): number;
   signal: AbortSignal;

@@ -1,7 +1,7 @@
 // Runs the checks of one phase concurrently, each under a time budget; a throw or timeout never escapes.
 import type { Logger } from '../core/log.ts';
 import type { Emit } from '../core/events.ts';
-import type { Check, Phase, PhaseInput, SymbolHit } from './check.ts';
+import type { AnalysisServices, Check, Phase, PhaseInput, SymbolHit } from './check.ts';
 import type { ScoreTable } from './scoring.ts';
 
 export interface RunnerDeps {
@@ -13,6 +13,8 @@ export interface RunnerDeps {
   log: Logger;
   emit?: Emit;
   now?: () => number;
+  /** Shared services (the classifier's model, …); none when left out. */
+  services?: AnalysisServices;
 }
 
 export interface PhaseResult {
@@ -52,6 +54,7 @@ export class Runner {
     let timer: NodeJS.Timeout | undefined;
     const ctx = {
       options: this.deps.options.get(c.name) ?? {},
+      services: this.deps.services ?? {},
       log,
       now: this.deps.now ?? Date.now,
       // Made on first use: most checks are synchronous and never look at it.

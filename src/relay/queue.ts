@@ -10,7 +10,7 @@ import { domainOf } from '../core/address.ts';
 import type { DB, MessagesTable, RecipientsTable } from '../store/schema.ts';
 import type { Spool } from '../gateway/spool.ts';
 import { MaildirStore } from './maildir.ts';
-import { prepareCopy } from './headers.ts';
+import { authResultsOf, prepareCopy } from './headers.ts';
 import { createTransport, OutboundTransports, send, type Outcome } from './transport.ts';
 import { retryDelayMs, routeFor } from './route.ts';
 import { buildDsn, dsnQueueEntry, enhancedOf, type FailedRecipient } from './dsn.ts';
@@ -223,7 +223,7 @@ export class Relay {
           first.action === 'tag'
             ? { score: msg.score, symbols: JSON.parse(msg.symbols) as { name: string; score: number }[], action: 'tag', subjectPrefix: config.analysis.subject_prefix || undefined }
             : undefined;
-        const copy = prepareCopy(wire, config.gateway.hostname, tag);
+        const copy = prepareCopy(wire, config.gateway.hostname, tag, authResultsOf(msg.symbols));
         const t0 = Date.now();
         const { outcomes, host } = await this.deliver(first.route, msg.mail_from, group.map((r) => r.deliver_to), copy);
         for (const r of group) results.push({ r, o: outcomes.get(r.deliver_to) ?? { kind: 'temp', response: 'no outcome' } });

@@ -97,4 +97,33 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     await db.schema.createIndex(name).ifNotExists().on(table).columns(cols).execute();
   }
   if (dialect === 'postgres') await sql`select 1`.execute(db);
+  // The statistical classifier's model (analysis/bayes/store.ts).
+  await db.schema
+    .createTable('bayes_tokens')
+    .ifNotExists()
+    .addColumn('token', 'text', (c) => c.primaryKey())
+    .addColumn('spam', 'integer', (c) => c.notNull())
+    .addColumn('ham', 'integer', (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('bayes_learned')
+    .ifNotExists()
+    .addColumn('digest', 'text', (c) => c.primaryKey())
+    .addColumn('class', 'text', (c) => c.notNull())
+    .addColumn('learned_at', big, (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('bayes_state')
+    .ifNotExists()
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('spam_messages', 'integer', (c) => c.notNull())
+    .addColumn('ham_messages', 'integer', (c) => c.notNull())
+    .addColumn('version', big, (c) => c.notNull())
+    .addColumn('updated_at', big, (c) => c.notNull())
+    .execute();
+  await db
+    .insertInto('bayes_state')
+    .values({ id: 1, spam_messages: 0, ham_messages: 0, version: 0, updated_at: 0 })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .execute();
 }

@@ -79,10 +79,37 @@ export interface QuarantineTable {
   status: string;
 }
 
+/** Learned token counts of the statistical classifier (analysis/bayes). */
+export interface BayesTokensTable {
+  token: string;
+  spam: number;
+  ham: number;
+}
+
+/** One row per learned message, by digest: learning it again in the same class changes nothing. */
+export interface BayesLearnedTable {
+  digest: string;
+  /** 'spam' | 'ham' */
+  class: string;
+  learned_at: number;
+}
+
+/** The single row (id 1) of message counts and the model version, bumped by every learning commit. */
+export interface BayesStateTable {
+  id: number;
+  spam_messages: number;
+  ham_messages: number;
+  version: number;
+  updated_at: number;
+}
+
 export interface DB {
   messages: MessagesTable;
   recipients: RecipientsTable;
   events: EventsTable;
   policies: PoliciesTable;
   quarantine: QuarantineTable;
+  bayes_tokens: BayesTokensTable;
+  bayes_learned: BayesLearnedTable;
+  bayes_state: BayesStateTable;
 }

@@ -90,6 +90,8 @@ port = ${sink.port}
 tls = "none"
 [store]
 url = ${JSON.stringify(storeUrl)}
+[analysis.checks.auth]
+enabled = false
 [log]
 level = "warn"
 `,

@@ -6,6 +6,7 @@ import { caseInput, loadCases, type LoadedCase } from './cases.ts';
 import { Runner } from '../runner.ts';
 import { ScoreTable } from '../scoring.ts';
 import { silentLogger } from '../../core/log.ts';
+import { caseServices } from './case-services.ts';
 
 async function runCase(c: LoadedCase) {
   const { input, now } = await caseInput(c);
@@ -16,6 +17,7 @@ async function runCase(c: LoadedCase) {
     timeoutMs: 2_000,
     log: silentLogger,
     now: () => now,
+    services: await caseServices(),
   });
   return runner.run(c.check.phase, input, { msg_id: `case:${c.title}` });
 }

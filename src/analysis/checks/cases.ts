@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { Check, EnvelopeFacts, PhaseInput, SessionFacts, TransferFacts } from '../check.ts';
-import { buildMessageView } from '../message-view.ts';
+import { buildMessageView, PARSE_LIMITS } from '../message-view.ts';
 
 export const CHECKS_DIR = path.dirname(fileURLToPath(import.meta.url));
 
@@ -60,8 +60,15 @@ export const caseSchema = z
       .optional(),
     /** Options of the check for this case, validated by the check's own schema. */
     options: z.record(z.string(), z.unknown()).optional(),
+    /**
+     * DNS for the case: a zone JSON (path from the check's folder) served by a local DNS server
+     * (test/harness/dns.ts), or "silent" for a server that never answers; options.dns_servers is pointed at it.
+     */
+    dns: z.string().min(1).optional(),
     /** The clock, ISO 8601. */
     now: z.iso.datetime({ offset: true }).optional(),
+    /** Caps of the shared MIME parse for this case (message-view.ts ParseLimits), to reach one without a huge file. */
+    parse_limits: z.strictObject({ max_decoded_bytes: z.number().int().min(1).optional() }).optional(),
   })
   .refine((c) => c.file !== undefined || c.name !== undefined, { message: 'a case without a file needs a name' })
   .refine((c) => c.expect.length + c.expect_absent.length > 0, { message: 'a case must expect or rule out a symbol' });
@@ -113,6 +120,7 @@ export function loadCases(check: Check): LoadedCase[] {
       if (!fs.readFileSync(path.join(dir, c.file)).some((b) => b >= 0x80)) problems.push(`${at}: eight_bit_undeclared but the file is 7-bit`);
       if (c.envelope?.eight_bit_mime || c.envelope?.smtputf8) problems.push(`${at}: eight_bit_undeclared but the envelope declares 8-bit`);
     }
+    if (c.dns && c.dns !== 'silent' && !fs.existsSync(path.join(CHECKS_DIR, check.name, c.dns))) problems.push(`${at}: dns zone ${c.dns} does not exist`);
     if (c.options) {
       if (!check.options) problems.push(`${at}: check ${check.name} has no options`);
       else {
@@ -142,6 +150,8 @@ export function wireMessage(fileBytes: Buffer, session: SessionFacts, now: numbe
 /** The phase input a case describes, with the defaults above for what it leaves out. */
 export async function caseInput(c: LoadedCase): Promise<{ input: PhaseInput; now: number }> {
   const now = Date.parse(c.now ?? DEFAULT_NOW);
+  // Before the runner parses c.options (cases.test.ts reads them after this), so the check asks this server.
+  if (c.dns) c.options = { ...c.options, dns_servers: [await caseDns(c.dns === 'silent' ? 'silent' : path.join(CHECKS_DIR, c.check.name, c.dns))] };
   const s = c.session ?? { ...DEFAULT_SESSION, trusted: false, tls: false };
   const session: SessionFacts = {
     ip: s.ip,
@@ -158,6 +168,19 @@ export async function caseInput(c: LoadedCase): Promise<{ input: PhaseInput; now
   const bytes = fs.readFileSync(path.join(casesDir(c.check), c.file as string));
   const t = c.transfer ?? { bare_newlines: 0, eight_bit_undeclared: false };
   const transfer: TransferFacts = { bareNewlines: t.bare_newlines, eightBitUndeclared: t.eight_bit_undeclared };
-  const message = await buildMessageView(wireMessage(bytes, session, now));
+  const limits = { ...PARSE_LIMITS, ...(c.parse_limits?.max_decoded_bytes ? { maxDecodedBytes: c.parse_limits.max_decoded_bytes } : {}) };
+  const message = await buildMessageView(wireMessage(bytes, session, now), limits);
   return { input: { session, envelope, message, transfer }, now };
+}
+
+const dnsServers = new Map<string, Promise<string>>();
+
+/** One fixture DNS server per zone for the whole run (loaded only by cases that ask for DNS). */
+function caseDns(zone: string): Promise<string> {
+  let s = dnsServers.get(zone);
+  if (!s) {
+    s = import('../../../test/harness/dns.ts').then(async (m) => (await m.startFixtureDns(zone)).address);
+    dnsServers.set(zone, s);
+  }
+  return s;
 }

@@ -5,5 +5,10 @@ import { sender } from './sender/sender.ts';
 import { headers } from './headers/headers.ts';
 import { size } from './size/size.ts';
 import { transfer } from './transfer/transfer.ts';
+import { auth } from './auth/auth.ts';
+import { bayes } from './bayes/bayes.ts';
+import { mime } from './mime/mime.ts';
+import { attachments } from './attachments/attachments.ts';
+import { urls } from './urls/urls.ts';
 
-export const CHECKS: readonly Check[] = [helo, sender, headers, size, transfer];
+export const CHECKS: readonly Check[] = [helo, sender, headers, size, transfer, auth, bayes, mime, attachments, urls];
