@@ -12,6 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { startFixtureDns } from '../test/harness/dns.ts';
 
 const { values } = parseArgs({
   options: {
@@ -208,6 +209,8 @@ function treeRssKb(pid: number): number {
 
 async function startGateway(downstreamPort: number, workers: number | undefined): Promise<Gateway> {
   const port = await freePort();
+  // No network: the auth check's DNS goes to a local server that answers NXDOMAIN at once.
+  const dns = await startFixtureDns({});
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-bench-'));
   const cfg = path.join(dir, 'postern.toml');
   fs.writeFileSync(
@@ -224,6 +227,8 @@ async function startGateway(downstreamPort: number, workers: number | undefined)
       'host = "127.0.0.1"',
       `port = ${downstreamPort}`,
       'tls = "none"',
+      '[analysis.checks.auth]',
+      `dns_servers = [${JSON.stringify(dns.address)}]`,
     ].join('\n') + '\n',
   );
   const proc = spawn(process.execPath, [path.join(root, 'bin/postern.js'), 'start', '--config', cfg], {
@@ -247,6 +252,7 @@ async function startGateway(downstreamPort: number, workers: number | undefined)
       clearInterval(timer);
       proc.kill('SIGTERM');
       await new Promise((r) => proc.once('exit', r));
+      await dns.close();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
