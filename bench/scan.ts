@@ -6,8 +6,9 @@
 //   npm run bench:scan -- [--limit N] [--no-peer] [--rounds 2]
 //
 // Both sides run with no network: DNS goes to a local responder that answers every name with NXDOMAIN at once, so
-// a check that asks DNS costs its CPU, not a timeout. The classifier is trained on the train half of the corpus
-// first (as npm run eval:corpus does), so it does its full work per message.
+// a check that asks DNS costs its CPU, not a timeout. The responder runs in a child process, so that its own CPU is
+// not counted as the analysis's (rspamd's side is measured on its worker alone the same way). The classifier is
+// trained on the train half of the corpus first (as npm run eval:corpus does), so it does its full work per message.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -30,6 +31,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     'no-peer': { type: 'boolean' },
     concurrency: { type: 'string', default: '16' },
+    // Internal: run only the NXDOMAIN responder, print its port, and live until stdin closes.
+    'dns-child': { type: 'boolean' },
   },
 });
 const ROUNDS = Math.max(1, Number(values.rounds));
@@ -67,8 +70,23 @@ const f = (n: number, d = 1) => n.toLocaleString('en-US', { maximumFractionDigit
 
 /** A DNS responder for "no network": an empty zone, so NXDOMAIN for every question, at once. */
 async function nxdomainServer(): Promise<{ port: number; close(): void }> {
+  const child = spawn(process.execPath, [...process.execArgv, import.meta.filename, '--dns-child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+    child.once('exit', (code) => reject(new Error(`DNS responder exited with ${code}`)));
+  });
+  return { port, close: () => void child.kill() };
+}
+
+async function dnsChild(): Promise<void> {
   const d = await startFixtureDns({});
-  return { port: d.port, close: () => void d.close() };
+  process.stdout.write(`${d.port}\n`);
+  process.stdin.resume();
+  process.stdin.once('end', () => process.exit(0));
 }
 
 function peakRssMb(): number {
@@ -257,5 +275,8 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
-process.exit(0);
+if (values['dns-child']) await dnsChild();
+else {
+  await main();
+  process.exit(0);
+}

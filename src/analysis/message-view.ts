@@ -1,6 +1,9 @@
 // Parse once: the read-only view of one message that every data-phase check shares, and the bounds on that parse.
 import PostalMime, { decodeWords, type Email } from 'postal-mime';
 import { PARSE_LIMITS, scanStructure, trimWsp, type LimitHit, type MimeStructure, type ParseLimits } from './mime-scan.ts';
+import { installChunkJoin } from './mime-join.ts';
+
+installChunkJoin();
 
 export { PARSE_LIMITS, scanStructure, type LimitHit, type MimeStructure, type ParseLimits };
 
@@ -124,7 +127,10 @@ async function boundedParse(raw: Buffer, limits: Readonly<ParseLimits>): Promise
   const { structure, limits: hits } = scanned;
   if (hits.length) return { error: `message exceeds parse limits: ${hits.join(', ')}`, limits: hits, structure };
   try {
-    const email = await PostalMime.parse(raw, {
+    // A Buffer that is its whole ArrayBuffer goes in as that ArrayBuffer, which postal-mime reads without copying
+    // (it only reads its input; a view is copied out first).
+    const input = raw.buffer instanceof ArrayBuffer && raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength ? raw.buffer : raw;
+    const email = await PostalMime.parse(input, {
       attachmentEncoding: 'arraybuffer',
       // postal-mime's own caps stay as a second line behind the scan; each is at least as wide as ours.
       maxNestingDepth: limits.maxDepth,

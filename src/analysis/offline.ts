@@ -64,9 +64,8 @@ export function sessionFactsOf(raw: Buffer, config: Config): { ip: string; helo:
   return { ip, helo, mailFrom, rcptTo: [to ?? `postmaster@${config.gateway.domains[0] ?? 'localhost'}`] };
 }
 
-/** As the gateway analyses a message: CRLF line ends and our Received header on top (gateway/phases/data.ts). */
-function wireBytes(raw: Buffer, ip: string, helo: string, config: Config, now: number): Buffer {
-  const crlf = toCrlf(raw);
+/** As the gateway analyses a message: our Received header on top (gateway/phases/data.ts) of its CRLF form. */
+function wireBytes(crlf: Buffer, ip: string, helo: string, config: Config, now: number): Buffer {
   const received =
     `Received: from ${helo} ([${ip}])\r\n\tby ${config.gateway.hostname} (Postern) with ESMTP id 00000000000000000000;\r\n` +
     `\t${new Date(now).toUTCString().replace('GMT', '+0000')}\r\n`;

@@ -1,7 +1,7 @@
 // Runs the checks of one phase concurrently, each under a time budget; a throw or timeout never escapes.
 import type { Logger } from '../core/log.ts';
 import type { Emit } from '../core/events.ts';
-import type { AnalysisServices, Check, Phase, PhaseInput, SymbolHit } from './check.ts';
+import type { AnalysisServices, Check, CheckContext, Phase, PhaseInput, SymbolHit } from './check.ts';
 import type { ScoreTable } from './scoring.ts';
 
 export interface RunnerDeps {
@@ -48,26 +48,10 @@ export class Runner {
   }
 
   private async runOne(c: Check, input: PhaseInput, result: PhaseResult, ids: { msg_id?: string; conn_id?: string }): Promise<void> {
-    const { scores, log } = this.deps;
+    const { log } = this.deps;
     const ms = c.timeoutMs ?? this.deps.timeoutMs;
-    let ac: AbortController | undefined;
+    const ctx = new RunContext(c, this.deps, result);
     let timer: NodeJS.Timeout | undefined;
-    const ctx = {
-      options: this.deps.options.get(c.name) ?? {},
-      services: this.deps.services ?? {},
-      log,
-      now: this.deps.now ?? Date.now,
-      // Made on first use: most checks are synchronous and never look at it.
-      get signal() {
-        ac ??= new AbortController();
-        return ac.signal;
-      },
-      hit: (symbol: string, opts?: { weight?: number; detail?: string[] }) => {
-        if (!(symbol in c.symbols)) throw new Error(`check ${c.name} emitted undeclared symbol ${symbol}`);
-        const weight = Math.max(0, Math.min(1, opts?.weight ?? 1));
-        result.hits.push({ name: symbol, check: c.name, score: scores.scoreOf(symbol) * weight, weight, detail: opts?.detail });
-      },
-    };
     try {
       const ran = c.run(input, ctx);
       if (ran && typeof (ran as Promise<void>).then === 'function') {
@@ -75,7 +59,7 @@ export class Runner {
           ran,
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => {
-              ac?.abort();
+              ctx.abort();
               reject(new Error(`timed out after ${ms} ms`));
             }, ms);
           }),
@@ -90,5 +74,52 @@ export class Runner {
     } finally {
       if (timer) clearTimeout(timer);
     }
+  }
+}
+
+/**
+ * What one check sees while it runs on one message. A class, not an object of closures: one is made per check and
+ * message, and its methods are shared.
+ */
+class RunContext implements CheckContext<string, unknown> {
+  readonly options: Readonly<unknown>;
+  readonly services: Readonly<AnalysisServices>;
+  readonly log: Logger;
+  readonly now: () => number;
+  private ac: AbortController | undefined;
+  private aborted = false;
+
+  constructor(
+    private readonly check: Check,
+    private readonly deps: RunnerDeps,
+    private readonly result: PhaseResult,
+  ) {
+    this.options = (deps.options.get(check.name) ?? {}) as Readonly<unknown>;
+    this.services = deps.services ?? {};
+    this.log = deps.log;
+    this.now = deps.now ?? Date.now;
+    // Checks pass ctx.hit on as a plain function.
+    this.hit = this.hit.bind(this);
+  }
+
+  /** Made on first use (most checks never look at it), already aborted when the check's time ran out before. */
+  get signal(): AbortSignal {
+    if (!this.ac) {
+      this.ac = new AbortController();
+      if (this.aborted) this.ac.abort();
+    }
+    return this.ac.signal;
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.ac?.abort();
+  }
+
+  hit(symbol: string, opts?: { weight?: number; detail?: string[] }): void {
+    const c = this.check;
+    if (!(symbol in c.symbols)) throw new Error(`check ${c.name} emitted undeclared symbol ${symbol}`);
+    const weight = Math.max(0, Math.min(1, opts?.weight ?? 1));
+    this.result.hits.push({ name: symbol, check: c.name, score: this.deps.scores.scoreOf(symbol) * weight, weight, detail: opts?.detail });
   }
 }

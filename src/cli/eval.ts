@@ -1,5 +1,7 @@
 // postern eval: runs the full offline analysis on labelled spam and ham and prints precision, recall, F1 and the
-// false-positive rate on ham. "Spam" means the score reaches the quarantine threshold ([analysis.actions]).
+// false-positive rate on ham. "Spam" means Postern marks the message as spam: the score reaches the tag threshold
+// ([analysis.actions]), the verdict SpamAssassin's required_score and Rspamd's "add header" give; the figures at the
+// quarantine threshold (held, not delivered) follow on a second line.
 import type { Config } from '../config/schema.ts';
 import type { BayesClass } from '../analysis/bayes/classifier.ts';
 import { loadModel, fixedModel } from '../analysis/bayes/store.ts';
@@ -16,7 +18,10 @@ export interface Judged {
   where: string;
   cls: BayesClass;
   score: number;
+  /** Marked as spam: the score reaches the tag threshold, or a symbol forces a refusal. */
   spam: boolean;
+  /** Held: the score reaches the quarantine threshold, or a symbol forces a refusal. */
+  held: boolean;
   symbols: string[];
 }
 
@@ -82,19 +87,35 @@ export async function judgeAll(
     const t = performance.now();
     const r = await scanner.scan(m.raw);
     busy += performance.now() - t;
-    judged.push({ where: m.where, cls: m.cls, score: r.score, spam: r.spam, symbols: r.hits.map((h) => h.name) });
+    judged.push({ where: m.where, cls: m.cls, score: r.score, spam: r.action !== 'accept', held: r.spam, symbols: r.hits.map((h) => h.name) });
     progress?.(judged.length);
   }
   return { judged, seconds: busy / 1000 };
 }
 
+/** The same messages judged by whether they were held (quarantine threshold) instead of marked as spam. */
+export function heldMetrics(judged: readonly Judged[], seconds: number, threshold: number): Metrics {
+  return metricsOf(
+    judged.map((j) => ({ cls: j.cls, spam: j.held })),
+    seconds,
+    threshold,
+  );
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+
+/** The primary figures, at the tag threshold (marked as spam). */
 export function formatMetrics(label: string, m: Metrics): string {
-  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   return [
-    `${label}: ${m.spam} spam, ${m.ham} ham; spam = score >= ${m.threshold} (the quarantine threshold)`,
+    `${label}: ${m.spam} spam, ${m.ham} ham; spam = score >= ${m.threshold} (the tag threshold: marked as spam)`,
     `  precision ${m.precision.toFixed(4)}  recall ${m.recall.toFixed(4)}  F1 ${m.f1.toFixed(4)}`,
     `  ham false positives ${m.false_positives} (${pct(m.ham_fpr)})  spam missed ${m.false_negatives}  ${m.messages_per_s} messages/s`,
   ].join('\n');
+}
+
+/** The second line: the figures at the quarantine threshold (held). */
+export function formatHeld(m: Metrics): string {
+  return `  held at the quarantine threshold (${m.threshold}): precision ${m.precision.toFixed(4)} recall ${m.recall.toFixed(4)} F1 ${m.f1.toFixed(4)} ham FP ${m.false_positives} (${pct(m.ham_fpr)})`;
 }
 
 /** The scanner `postern eval` uses: every registered check, and the store's model unless the classifier is off. */
@@ -129,14 +150,18 @@ export async function runEval(argv: string[]): Promise<number> {
     (done) => progress.update(filesDone, `${done} messages`),
   );
   progress.done(files.length, `${judged.length} messages`);
-  const m = metricsOf(judged, seconds, loaded.config.analysis.actions.quarantine);
+  const { actions } = loaded.config.analysis;
+  const m = metricsOf(judged, seconds, actions.tag);
+  const held = heldMetrics(judged, seconds, actions.quarantine);
   if (values.json) {
     const wrong = judged.filter((j) => j.spam !== (j.cls === 'spam')).map((j) => ({ where: j.where, class: j.cls, score: j.score, symbols: j.symbols }));
-    console.log(JSON.stringify({ bayes: !noBayes, model: model ? { spam: model.spamMessages, ham: model.hamMessages } : null, skipped_files: skipped, ...m, wrong }, null, 2));
+    const model_ = model ? { spam: model.spamMessages, ham: model.hamMessages } : null;
+    console.log(JSON.stringify({ bayes: !noBayes, model: model_, skipped_files: skipped, ...m, at_quarantine_threshold: held, wrong }, null, 2));
   } else {
     if (model) console.log(`model: ${model.spamMessages} spam and ${model.hamMessages} ham learned`);
     if (skipped) console.log(`${skipped} files skipped: not messages`);
     console.log(formatMetrics(noBayes ? 'without the classifier' : 'with the classifier', m));
+    console.log(formatHeld(held));
   }
   return 0;
 }

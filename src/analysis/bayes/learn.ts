@@ -14,9 +14,23 @@ export async function learnItem(file: Buffer, cls: BayesClass): Promise<LearnIte
   return { digest: messageDigest(raw, view.headerBytes, view.header), cls, tokens: await tokenize(view) };
 }
 
+/** Every bare CR and bare LF as CRLF; the same buffer when there is none. On bytes, without a string of the message. */
 export function toCrlf(b: Buffer): Buffer {
-  const s = b.toString('latin1');
-  return /(?<!\r)\n|\r(?!\n)/.test(s) ? Buffer.from(s.replace(/\r\n|\r|\n/g, '\r\n'), 'latin1') : b;
+  let bare = 0;
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) if (i === 0 || b[i - 1] !== 13) bare++;
+  for (let i = b.indexOf(13); i >= 0; i = b.indexOf(13, i + 1)) if (b[i + 1] !== 10) bare++;
+  if (bare === 0) return b;
+  const out = Buffer.allocUnsafe(b.length + bare);
+  let o = 0;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i];
+    if (c === 13 || c === 10) {
+      out[o++] = 13;
+      out[o++] = 10;
+      if (c === 13 && b[i + 1] === 10) i++;
+    } else out[o++] = c;
+  }
+  return out;
 }
 
 /** Learns messages from an iterable in batches of `batch`; calls `progress` after each message. */

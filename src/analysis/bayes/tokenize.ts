@@ -20,6 +20,10 @@ export const TOKEN_LIMITS = {
 const IGNORED_HEADERS = /^(?:x-spam|status$|x-status$|x-keywords$|x-uid$|x-uidl$|content-length$|lines$|delivered-to$|x-original-to$|received$|return-path$)/;
 
 const TRIM = /^[\s"'`(){}[\]<>.,:;!?*_\-=+|/\\~^]+|[\s"'`(){}[\]<>.,:;!?*_\-=+|/\\~^]+$/g;
+// The ASCII characters TRIM strips: a word that neither starts nor ends with one (nor with white space, which a word
+// split at white space cannot hold) is left as it is, without running the regex.
+const TRIMMED = new Uint8Array(128);
+for (const c of '"\'`(){}[]<>.,:;!?*_-=+|/\\~^') TRIMMED[c.charCodeAt(0)] = 1;
 const URL_RE = /\bhttps?:\/\/[^\s"'<>()]{1,300}/gi;
 const TAG_RE = /<\s*([a-z][a-z0-9]{0,9})\b/gi;
 const HTML_TAG_TOKENS = new Set(['font', 'table', 'img', 'a', 'form', 'input', 'script', 'style', 'center', 'b', 'i', 'u', 'br', 'p', 'div', 'span', 'td', 'map', 'area', 'iframe', 'object', 'embed', 'blink', 'marquee']);
@@ -46,7 +50,7 @@ function addWords(out: TokenSet, text: string, prefix = ''): void {
   for (const raw of norm.split(/\s+/)) {
     if (out.full) return;
     if (!raw) continue;
-    const w = raw.length > 60 ? raw.slice(0, 60) : raw.replace(TRIM, '');
+    const w = raw.length > 60 ? raw.slice(0, 60) : TRIMMED[raw.charCodeAt(0)] || TRIMMED[raw.charCodeAt(raw.length - 1)] ? raw.replace(TRIM, '') : raw;
     const n = w.length;
     if (n < 3) continue;
     if (n <= 12) {
@@ -79,12 +83,15 @@ function hostTokens(out: TokenSet, prefix: string, host: string): void {
   if (labels.length > 2) out.add(`${prefix}${labels.slice(-3).join('.')}`);
 }
 
-function addUrls(out: TokenSet, text: string, seen: { n: number }): void {
+function addUrls(out: TokenSet, text: string, seen: { n: number; urls: Set<string> }): void {
   const s = text.length > TOKEN_LIMITS.maxTextChars ? text.slice(0, TOKEN_LIMITS.maxTextChars) : text;
   URL_RE.lastIndex = 0;
   for (let m = URL_RE.exec(s); m && seen.n < TOKEN_LIMITS.maxUrls && !out.full; m = URL_RE.exec(s)) {
     seen.n++;
     const u = m[0];
+    // The tokens of a URL depend on its text alone: a URL seen before in this message adds none (it still counts).
+    if (seen.urls.has(u)) continue;
+    seen.urls.add(u);
     const scheme = u.slice(0, u.indexOf(':')).toLowerCase();
     out.add(`proto:${scheme}`);
     const rest = u.slice(scheme.length + 3);
@@ -202,7 +209,7 @@ export async function tokenize(view: MessageView): Promise<string[]> {
     const { email, error } = await view.parse();
     if (error || !email) out.add('mime:unparsed');
     else {
-      const urlSeen = { n: 0 };
+      const urlSeen = { n: 0, urls: new Set<string>() };
       if (email.text) {
         addWords(out, email.text);
         addUrls(out, email.text, urlSeen);

@@ -10,5 +10,6 @@ import { bayes } from './bayes/bayes.ts';
 import { mime } from './mime/mime.ts';
 import { attachments } from './attachments/attachments.ts';
 import { urls } from './urls/urls.ts';
+import { content } from './content/content.ts';
 
-export const CHECKS: readonly Check[] = [helo, sender, headers, size, transfer, auth, bayes, mime, attachments, urls];
+export const CHECKS: readonly Check[] = [helo, sender, headers, size, transfer, auth, bayes, mime, attachments, urls, content];

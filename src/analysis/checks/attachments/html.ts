@@ -22,7 +22,10 @@ const WRITES_DECODED =
 const MAX_SCRIPT_CHARS = 1024 * 1024;
 const LONG_BASE64 = 1024;
 
-/** Length of the longest run of base64 characters, in one pass. */
+/**
+ * Length of the longest run of base64 characters, in one pass. Line breaks do not end a run: atob() skips ASCII
+ * white space, so a payload wrapped into lines (as base64 tools write it) decodes just the same.
+ */
 function longestBase64Run(s: string): number {
   let best = 0;
   let run = 0;
@@ -32,7 +35,7 @@ function longestBase64Run(s: string): number {
     if (b64) {
       run++;
       if (run > best) best = run;
-    } else run = 0;
+    } else if (c !== 10 && c !== 13) run = 0;
   }
   return best;
 }

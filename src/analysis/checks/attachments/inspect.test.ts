@@ -97,6 +97,11 @@ describe('html', () => {
     const smuggled = `<html><script>var d="${payload}";var b=new Blob([Uint8Array.from(atob(d),c=>c.charCodeAt(0))]);location.href=URL.createObjectURL(b);</script></html>`;
     expect(inspectHtml(smuggled, []).smuggling).toBe(true);
     expect(inspectHtml(`<a download="x.iso" href="data:application/octet-stream;base64,${payload}">open</a>`, []).smuggling).toBe(true);
+    // The payload wrapped into 76-character lines: atob() skips the line breaks, so it is the same file.
+    const wrapped = payload.replace(/.{76}/g, '$&\n');
+    expect(inspectHtml(`<html><script>var d=\`${wrapped}\`;var b=new Blob([Uint8Array.from(atob(d),c=>c.charCodeAt(0))]);location.href=URL.createObjectURL(b);</script></html>`, []).smuggling).toBe(true);
+    const words = 'lorem ipsum dolor sit amet\n'.repeat(200);
+    expect(inspectHtml(`<html><script>var t=\`${words}\`;var b=new Blob([t]);location.href=URL.createObjectURL(b);</script></html>`, []).smuggling).toBe(false);
   });
   it('reports where a password goes, and not to our own domains', () => {
     const form = (action: string) => `<form action="${action}"><input type="password" name="p"></form>`;

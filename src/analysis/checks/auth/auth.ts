@@ -215,7 +215,7 @@ export const auth = defineCheck({
     const state: RunState = { tempFailed: new Set() };
     const resolver = resolverFor({ servers: o.dns_servers, timeoutMs: o.timeout_ms, cacheTtlS: o.cache_ttl_s, cacheEntries: o.cache_entries }).forRun(
       Date.now() + o.budget_ms,
-      ctx.signal,
+      () => ctx.signal,
       state,
     );
     const mta = session.ourHostname;

@@ -54,8 +54,12 @@ export class CachingResolver {
     if (opts.servers.length) this.resolver.setServers([...opts.servers]);
   }
 
-  /** The function handed to mailauth for one message: stops asking once `deadline` (epoch ms) has passed. */
-  forRun(deadline: number, signal: AbortSignal | undefined, state: RunState): MailauthResolver {
+  /**
+   * The function handed to mailauth for one message: stops asking once `deadline` (epoch ms) has passed or the signal
+   * fires. The signal may be given as a function, called only when a query goes out: an answer from the cache needs
+   * none, and making one costs more than the lookup.
+   */
+  forRun(deadline: number, signal: AbortSignal | (() => AbortSignal) | undefined, state: RunState): MailauthResolver {
     return (async (name: string, rrtype: string) => {
       const type = rrtype.toUpperCase();
       const key = `${name.toLowerCase()} ${type}`;
@@ -69,7 +73,7 @@ export class CachingResolver {
     }) as MailauthResolver;
   }
 
-  private async lookup(key: string, name: string, type: string, deadline: number, signal: AbortSignal | undefined): Promise<Answer> {
+  private async lookup(key: string, name: string, type: string, deadline: number, signalOrGet: AbortSignal | (() => AbortSignal) | undefined): Promise<Answer> {
     const now = Date.now();
     const hit = this.cache.get(key);
     if (hit && hit.expires > now) {
@@ -78,6 +82,7 @@ export class CachingResolver {
     }
     if (!validName(name)) throw dnsError('ENOTFOUND', name);
     const left = Math.min(this.opts.timeoutMs, deadline - now);
+    const signal = typeof signalOrGet === 'function' ? signalOrGet() : signalOrGet;
     if (left <= 0 || signal?.aborted) throw dnsError('ETIMEOUT', name);
     let q = this.inflight.get(key);
     if (!q) {

@@ -61,6 +61,9 @@ function postalFromValues(block: string): string[] {
   let cur: string[] | undefined;
   const flush = (): void => {
     if (!cur) return;
+    // The key ends at the first line's colon when it has one: other fields are passed over without joining them.
+    const c1 = cur[0].indexOf(':');
+    if (c1 >= 0 && trimWsp(cur[0].slice(0, c1)).toLowerCase() !== 'from') return;
     const line = cur.join('');
     const colon = line.indexOf(':');
     if (trimWsp(colon < 0 ? line : line.slice(0, colon)).toLowerCase() === 'from') out.push(colon < 0 ? '' : trimWsp(line.slice(colon + 1).replace(/[\r\n]+/g, ' ')));
@@ -86,6 +89,9 @@ function dmarcFromValues(block: string): string[] {
   let cur: string[] | undefined;
   const flush = (): void => {
     if (!cur) return;
+    // As above: a first line with a colon holds the whole key (none at all when the colon comes first).
+    const c1 = cur[0].indexOf(':');
+    if (c1 === 0 || (c1 > 0 && cur[0].slice(0, c1).trim().toLowerCase() !== 'from')) return;
     const row = cur.join('\r\n');
     const key = /^[^:]+/.exec(row)?.[0].trim().toLowerCase();
     if (key === 'from') {

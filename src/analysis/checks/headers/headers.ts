@@ -135,7 +135,7 @@ export const headers = defineCheck({
       description: 'Bidirectional override or isolate characters in the From display name or the Subject',
     },
     HDR_DATE_PAST: {
-      score: 1.5,
+      score: 0.5,
       group: 'headers',
       description: 'Date is more than max_date_age_days before the earliest Received time stamp',
     },
@@ -153,7 +153,7 @@ export const headers = defineCheck({
       description: 'The envelope sender is in another organisation than From (informational; lists and mailing services)',
     },
     HDR_8BIT_RAW: {
-      score: 1,
+      score: 1.5,
       group: 'headers',
       description: 'Raw 8-bit octets in the header block without SMTPUTF8, or not UTF-8 at all (RFC 6532; encoded words are the 7-bit form)',
     },

@@ -32,7 +32,7 @@ export const mime = defineCheck({
     },
     MIME_HEADER_TOO_BIG: { score: 1, group: 'content', description: 'A header block, or all header blocks together, larger than the parse cap' },
     MIME_MISSING_TEXT: { score: 1, group: 'content', description: 'No inline text or HTML part: the message is only attachments' },
-    MIME_HTML_ONLY: { score: 0.2, group: 'content', description: 'HTML body without a plain-text alternative' },
+    MIME_HTML_ONLY: { score: 1, group: 'content', description: 'HTML body without a plain-text alternative' },
     MIME_BAD_CTE: {
       score: 1,
       group: 'content',
@@ -40,7 +40,7 @@ export const mime = defineCheck({
     },
     MIME_BAD_CHARSET: { score: 1, group: 'content', description: 'A text part declares a charset no decoder knows' },
     MIME_BOUNDARY_MISSING: {
-      score: 1,
+      score: 1.5,
       group: 'content',
       description: 'A multipart without a boundary parameter or without its closing delimiter (truncated or malformed)',
     },

@@ -60,10 +60,19 @@ const MAX_HTML_CHARS = 2 * 1024 * 1024;
 const MAX_KEPT_TEXT = 256 * 1024;
 
 const linkify = new LinkifyIt({ fuzzyLink: true, fuzzyEmail: false, fuzzyIP: false });
-// Words are split on white space and the characters that end a URL in text; each is scanned once.
-const WORD = /[^\s<>"'`]+/g;
+// Words are split on white space and the characters that end a URL in text. A word can hold a URL only around
+// "://" or "x.yy"; neither contains a separator, so each such spot lies inside one word, and only the words around
+// spots are looked at (a text is mostly words without one).
+const SPOT = /:\/\/|[a-z0-9]\.[a-z]{2}/gi;
+const SEPARATOR = /[\s<>"'`]/;
 const TRAILING = new Set([...'.,;:!?)]}>\'"'].map((c) => c.charCodeAt(0)));
-const CANDIDATE = /[a-z0-9]\.[a-z]{2}/i;
+
+/** Whether the code unit at i ends a word: printable ASCII by a table, anything else as the separator class says. */
+function separatorAt(s: string, i: number): boolean {
+  const c = s.charCodeAt(i);
+  if (c > 32 && c < 127) return c === 60 || c === 62 || c === 34 || c === 39 || c === 96;
+  return SEPARATOR.test(s[i]);
+}
 const TEXT_INPUT = new Set(['', 'text', 'email', 'tel', 'number', 'search', 'password']);
 const RESOURCE: Record<string, [UrlSource, string]> = {
   img: ['img', 'src'],
@@ -107,9 +116,17 @@ class Collector {
    */
   linkifyText(text: string): void {
     if (this.truncated || !text) return;
-    for (const m of (text.length > MAX_TEXT_CHARS ? text.slice(0, MAX_TEXT_CHARS) : text).matchAll(WORD)) {
-      const word = m[0];
-      if (this.words.has(word) || (!word.includes('://') && !CANDIDATE.test(word))) continue;
+    const s = text.length > MAX_TEXT_CHARS ? text.slice(0, MAX_TEXT_CHARS) : text;
+    SPOT.lastIndex = 0;
+    for (let m = SPOT.exec(s); m; m = SPOT.exec(s)) {
+      let start = m.index;
+      while (start > 0 && !separatorAt(s, start - 1)) start--;
+      let end = m.index + m[0].length;
+      while (end < s.length && !separatorAt(s, end)) end++;
+      // The next spot is searched for after this word, so every word is looked at once, in order.
+      SPOT.lastIndex = end;
+      const word = s.slice(start, end);
+      if (this.words.has(word)) continue;
       // Each candidate costs a linkify-it call; a text made of thousands of them is cut short like too many URLs.
       if (this.words.size >= this.maxUrls * 4) {
         this.truncated = true;

@@ -147,8 +147,10 @@ export const urls = defineCheck({
       group: 'urls',
       description: 'Credential-harvest wording (verify your account, password expires, …) with a link; full weight when the link leaves the sender',
     },
+    // 5, so that a form posting off-site under credential-harvest wording (3) is held, as the same form in an HTML
+    // attachment is (ATT_HTML_CREDENTIAL_FORM 8); on the SpamAssassin development folders it fires on no ham.
     URL_BODY_FORM: {
-      score: 4,
+      score: 5,
       group: 'urls',
       description: 'The body holds a form asking for a password or several fields; full weight when it posts to another domain',
     },
