@@ -35,6 +35,27 @@ export const PARSE_LIMITS: Readonly<ParseLimits> = Object.freeze({
   maxDecodedBytes: 64 * 1024 * 1024,
 });
 
+/** The configured bounds ([analysis.parse]) as the scan takes them. */
+export function parseLimitsOf(c: {
+  max_depth: number;
+  max_parts: number;
+  max_header_bytes: number;
+  max_total_header_bytes: number;
+  max_params: number;
+  max_boundary_bytes: number;
+  max_decoded_bytes: number;
+}): Readonly<ParseLimits> {
+  return Object.freeze({
+    maxDepth: c.max_depth,
+    maxParts: c.max_parts,
+    maxHeaderBytes: c.max_header_bytes,
+    maxTotalHeaderBytes: c.max_total_header_bytes,
+    maxParams: c.max_params,
+    maxBoundaryBytes: c.max_boundary_bytes,
+    maxDecodedBytes: c.max_decoded_bytes,
+  });
+}
+
 /** Which cap a message exceeded; 'parser' when the MIME parser itself failed. */
 export type LimitHit = 'depth' | 'parts' | 'header-size' | 'params' | 'decoded-size' | 'parser';
 

@@ -7,6 +7,7 @@ import { CHECKS } from './checks/index.ts';
 import { checkOptions } from './registry-options.ts';
 import { buildMessageView, splitHeaders } from './message-view.ts';
 import { Runner } from './runner.ts';
+import { parseLimitsOf, type ParseLimits } from './mime-scan.ts';
 import { toCrlf } from './bayes/learn.ts';
 import { ScoreTable, actionForScore, total, type ThresholdAction } from './scoring.ts';
 
@@ -76,11 +77,13 @@ export class OfflineScanner {
   private readonly runner: Runner;
   readonly scores: ScoreTable;
   private readonly now: () => number;
+  private readonly limits: Readonly<ParseLimits>;
 
   constructor(private readonly opts: OfflineOptions) {
     const checks = opts.checks ?? CHECKS;
     this.scores = new ScoreTable(checks, opts.config.analysis.scores);
     this.now = opts.now ?? Date.now;
+    this.limits = parseLimitsOf(opts.config.analysis.parse);
     this.runner = new Runner({
       checks,
       options: checkOptions(opts.config.analysis.checks),
@@ -96,7 +99,7 @@ export class OfflineScanner {
     const { config } = this.opts;
     const crlf = toCrlf(raw);
     const facts = sessionFactsOf(crlf, config);
-    const view = await buildMessageView(wireBytes(crlf, facts.ip, facts.helo, config, this.now()));
+    const view = await buildMessageView(wireBytes(crlf, facts.ip, facts.helo, config, this.now()), this.limits);
     const input: PhaseInput = {
       session: { ip: facts.ip, ourHostname: config.gateway.hostname, ourDomains: config.gateway.domains, trusted: false, tls: true, helo: facts.helo },
       envelope: { mailFrom: facts.mailFrom, rcptTo: facts.rcptTo, smtputf8: false, eightBitMime: true },

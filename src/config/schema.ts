@@ -156,8 +156,21 @@ const actions = z.strictObject({
   reject: d(z.number().default(15), 'Score at or above which the message is refused with 554 5.7.1.'),
 });
 
+// The bounds of the shared MIME parse (analysis/mime-scan.ts). A message over any of them is not parsed and scores
+// MIME_UNSCANNABLE, which holds it; raise one only for mail you know needs it.
+const parse = z.strictObject({
+  max_depth: d(z.number().int().min(2).max(1_000).default(32), 'Deepest MIME nesting (multiparts and attached messages) parsed.'),
+  max_parts: d(z.number().int().min(1).max(1_000_000).default(1_000), 'Most MIME parts in one message.'),
+  max_header_bytes: d(z.number().int().min(1_024).default(256 * 1024), 'Largest header block of one part, in bytes.'),
+  max_total_header_bytes: d(z.number().int().min(1_024).default(1024 * 1024), 'Largest sum of all header blocks, in bytes.'),
+  max_params: d(z.number().int().min(4).default(64), 'Most parameters in one header field (RFC 2231 floods).'),
+  max_boundary_bytes: d(z.number().int().min(70).default(2_048), 'Longest multipart boundary, in bytes.'),
+  max_decoded_bytes: d(z.number().int().min(1_024).default(64 * 1024 * 1024), 'Most bytes all parts may decode to.'),
+});
+
 const analysis = z.strictObject({
   actions: actions.prefault({}),
+  parse: parse.prefault({}).meta({ description: 'Bounds of the MIME parse shared by every check.' }),
   scores: d(
     z.record(z.string(), z.union([z.number(), z.literal('reject')])).default({}),
     'Score overrides per symbol name; "reject" forces refusal.',

@@ -16,6 +16,7 @@ import type { AppliedPolicy } from '../policy/action.ts';
 import { PosternConnection, type ConnectionHooks, type ParsedAddress } from './connection.ts';
 import { SourceBook } from './sources.ts';
 import { handleData, type DataDeps } from './phases/data.ts';
+import { parseLimitsOf } from '../analysis/mime-scan.ts';
 import type { Acceptor } from './accept.ts';
 import type { RecipientVerifier } from './verify.ts';
 import type { Handoff } from '../relay/queue.ts';
@@ -119,6 +120,7 @@ export class Gateway {
       sources: this.sources,
       state: (s) => this.state(s),
       onAccepted: deps.onAccepted,
+      parseLimits: parseLimitsOf(config.analysis.parse),
     };
   }
 

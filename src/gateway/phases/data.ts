@@ -8,7 +8,7 @@ import type { Emit } from '../../core/events.ts';
 import { REPLY, SmtpReplyError, type SmtpReply } from '../../core/reply.ts';
 import { queueId } from '../../core/ids.ts';
 import { normalizeAddress } from '../../core/address.ts';
-import { buildMessageView } from '../../analysis/message-view.ts';
+import { buildMessageView, type ParseLimits } from '../../analysis/message-view.ts';
 import type { Runner } from '../../analysis/runner.ts';
 import { total, type ScoreTable } from '../../analysis/scoring.ts';
 import type { PolicyTable } from '../../policy/live.ts';
@@ -35,6 +35,8 @@ export interface DataDeps {
   state(session: SMTPServerSession): ConnState;
   /** Told of every message taken, with its rows and bytes so a local relay need not read them back. */
   onAccepted(msgId: string, handoff: Handoff): void;
+  /** Bounds of the shared MIME parse, from [analysis.parse]. */
+  parseLimits: Readonly<ParseLimits>;
 }
 
 type Callback = (err?: Error | null, message?: string) => void;
@@ -109,7 +111,7 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   const body = bare > 0 ? normalizeNewlines(raw0) : raw0;
   const raw = Buffer.concat([Buffer.from(receivedHeader(config, st, session, id, rcpts), 'latin1'), body]);
   const t0 = performance.now();
-  const view = await buildMessageView(raw);
+  const view = await buildMessageView(raw, deps.parseLimits);
   const eightBitDeclared = env.bodyType === '8bitmime' || Boolean(env.smtpUtf8);
   const input = {
     session: {
