@@ -43,6 +43,13 @@ export interface MessageView {
    * parser (`limits`). Header-only checks never pay for it.
    */
   parse(): Promise<ParseResult>;
+  /**
+   * A feature derived from this message (its URLs, say), made by `make` on the first call with `key` and shared by
+   * every later caller. It lives and dies with the view. A module-level WeakMap keyed by the view would do the same,
+   * but V8's young-generation collections keep WeakMap values alive: each message's derived data, and through it the
+   * parse, would be promoted to the old generation and wait there for a full collection.
+   */
+  derived<T>(key: object, make: () => T): T;
 }
 
 /**
@@ -97,6 +104,7 @@ export async function buildMessageView(raw: Buffer, limits: Readonly<ParseLimits
     else byName.set(h.name, [h.value]);
   }
   let parsing: Promise<ParseResult> | undefined;
+  const derived = new Map<object, unknown>();
   return {
     raw,
     size: raw.length,
@@ -111,6 +119,10 @@ export async function buildMessageView(raw: Buffer, limits: Readonly<ParseLimits
     parse() {
       parsing ??= boundedParse(raw, limits);
       return parsing;
+    },
+    derived<T>(key: object, make: () => T): T {
+      if (!derived.has(key)) derived.set(key, make());
+      return derived.get(key) as T;
     },
   };
 }

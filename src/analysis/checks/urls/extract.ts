@@ -232,7 +232,8 @@ async function scan(view: MessageView, maxUrls: number): Promise<UrlScan> {
   };
 }
 
-const memo = new WeakMap<MessageView, Map<number, Promise<UrlScan>>>();
+/** The key of the scans of one message in its view, one per cap. */
+const SCANS = {};
 
 /**
  * The URLs of a message. The first call per message and cap does the work; later calls, from this or any other
@@ -240,8 +241,7 @@ const memo = new WeakMap<MessageView, Map<number, Promise<UrlScan>>>();
  */
 export function extractUrls(view: MessageView, opts: ExtractOptions = {}): Promise<UrlScan> {
   const maxUrls = opts.maxUrls ?? 500;
-  let byCap = memo.get(view);
-  if (!byCap) memo.set(view, (byCap = new Map()));
+  const byCap = view.derived(SCANS, () => new Map<number, Promise<UrlScan>>());
   let p = byCap.get(maxUrls);
   if (!p) byCap.set(maxUrls, (p = scan(view, maxUrls)));
   return p;
