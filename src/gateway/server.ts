@@ -17,6 +17,7 @@ import { PosternConnection, type ConnectionHooks, type ParsedAddress } from './c
 import { SourceBook } from './sources.ts';
 import { handleData, type DataDeps } from './phases/data.ts';
 import { parseLimitsOf } from '../analysis/mime-scan.ts';
+import { mixedScriptLabel } from '../core/scripts.ts';
 import type { Acceptor } from './accept.ts';
 import type { RecipientVerifier } from './verify.ts';
 import type { Handoff } from '../relay/queue.ts';
@@ -286,7 +287,7 @@ export class Gateway {
     const size = address.args && (address.args as Record<string, unknown>).SIZE;
     // The connection kept the A-label the client sent; the U-label and a mixed-script mark go with the event.
     const unicode = (address as ParsedAddress).unicode;
-    const idn = unicode ? { from_unicode: unicode, mixed_script: mixedScript(domainOf(unicode)) } : {};
+    const idn = unicode ? { from_unicode: unicode, mixed_script: mixedScriptLabel(domainOf(unicode)) !== undefined } : {};
     this.deps.emit('smtp.mail', { ip: st.ip, conn_id: st.cid, data: { from, size, ...idn } });
   }
 
@@ -345,30 +346,6 @@ export class Gateway {
     }
     emit('smtp.rcpt.accepted', { ip: st.ip, conn_id: st.cid, data: { rcpt: lower, from, symbols } });
   }
-}
-
-// Scripts a look-alike domain mixes (UTS #39). Han, Hiragana, Katakana and Hangul count as one, and may also go
-// with Latin: that is ordinary Chinese, Japanese or Korean (UTS #39 "highly restrictive").
-const SCRIPTS: [string, RegExp][] = [
-  ['latin', /\p{Script=Latin}/u],
-  ['greek', /\p{Script=Greek}/u],
-  ['cyrillic', /\p{Script=Cyrillic}/u],
-  ['armenian', /\p{Script=Armenian}/u],
-  ['hebrew', /\p{Script=Hebrew}/u],
-  ['arabic', /\p{Script=Arabic}/u],
-  ['cjk', /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u],
-  ['thai', /\p{Script=Thai}/u],
-  ['devanagari', /\p{Script=Devanagari}/u],
-  ['georgian', /\p{Script=Georgian}/u],
-  ['cherokee', /\p{Script=Cherokee}/u],
-];
-
-/** True when one label of the domain has letters of more than one script (`аpple` = Cyrillic а + Latin pple). */
-function mixedScript(domain: string): boolean {
-  return domain.split('.').some((label) => {
-    const found = SCRIPTS.filter(([, re]) => re.test(label)).map(([name]) => name);
-    return found.filter((n) => !(n === 'latin' && found.includes('cjk'))).length > 1;
-  });
 }
 
 export function splitListen(listen: string): { host: string; port: number } {
