@@ -24,6 +24,9 @@ import { FileBlobStore } from './quarantine/blobs.ts';
 import { MaildirStore } from './relay/maildir.ts';
 import { Relay } from './relay/queue.ts';
 import { Upkeep } from './store/upkeep.ts';
+import { openLive } from './matrix/open-live.ts';
+import type { Live } from './matrix/live.ts';
+import { startAnalyzerThread, type AnalyzerThread } from './trends/thread.ts';
 
 export interface Postern {
   /** Where SMTP listens; port 0 when this process runs no gateway. */
@@ -38,6 +41,11 @@ export interface Postern {
   maildir: MaildirStore;
   log: Logger;
   dataDir: string;
+  /** Live counters and the policy fan-out. */
+  live: Live;
+  /** The trend analyzer's worker thread, in the process that owns the store's writes. */
+  analyzer: AnalyzerThread | null;
+  policies: PolicyTable;
   close(): Promise<void>;
 }
 
@@ -56,6 +64,8 @@ export interface StartOptions {
   checks?: readonly Check[];
   /** Where events go instead of this process's store (a cluster worker: to the primary). */
   forwardEvents?: (events: PosternEvent[]) => void;
+  /** Told of every policy change the analyzer of this process makes (a cluster primary tells its workers). */
+  onPolicyChange?: () => void;
 }
 
 export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Postern> {
@@ -84,7 +94,15 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   });
   const policies = new PolicyTable(store.db);
   await policies.load();
+  // The table is re-read every second in any case (a policy an admin wrote with the CLI); a change announced on the
+  // bus (the analyzer's, or another node's through Redis) is read at once.
   policies.watch(1000);
+  const liveLog = log.child({ component: 'matrix' });
+  const live = await openLive(config, { onError: (err) => liveLog.warn({ err: err.message }, 'live counters or policy bus failing; counting as zero') });
+  live.bus.subscribe(() => {
+    policies.load().catch((err: Error) => liveLog.warn({ err: err.message }, 'policy reload failed'));
+    opts.onPolicyChange?.();
+  });
   const spool = new Spool(dataDir);
   const blobs = new FileBlobStore(path.join(dataDir, 'quarantine'));
   const rows = opts.rows ?? new RowCommitter(store.db, () => store.durable(), store.fast);
@@ -101,11 +119,22 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   if (roles.relay) {
     const upkeepLog = log.child({ component: 'store' });
     upkeep = new Upkeep(store.db, {
-      retentionDays: config.store.event_retention_days,
+      store: config.store,
       log: upkeepLog,
       onPurged: (r) => upkeepLog.info({ ...r, cutoff: new Date(r.cutoff).toISOString() }, 'purged events and messages past their retention'),
     });
     upkeep.start();
+  }
+  // The analyzer runs beside the store's writer: the single process, or a cluster's primary.
+  let analyzer: AnalyzerThread | null = null;
+  if (roles.relay && config.trends.enabled) {
+    analyzer = startAnalyzerThread({
+      config,
+      dataDir,
+      password: resolveSecret(config.store.password),
+      log: log.child({ component: 'trends' }),
+      onPolicy: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, "policy change not announced; nodes read it within a second")),
+    });
   }
   const tls = await loadTls(config, dataDir);
   if (!roles.gateway) {
@@ -121,9 +150,14 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       maildir,
       log,
       dataDir,
+      live,
+      analyzer,
+      policies,
       async close() {
         await upkeep?.stop();
+        await analyzer?.stop();
         await relay?.stop();
+        await live.close();
         policies.stop();
         bayes.stop();
         await sink.flush();
@@ -141,6 +175,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     policies,
     acceptor,
     verifier: config.gateway.recipient_verify.enabled && config.relay.downstream ? new RecipientVerifier(config) : undefined,
+    counters: live.counters,
     tls,
     onAccepted,
   });
@@ -159,12 +194,17 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     maildir,
     log,
     dataDir,
+    live,
+    analyzer,
+    policies,
     async close() {
       if (closed) return;
       closed = true;
       await gateway.close();
       await upkeep?.stop();
+      await analyzer?.stop();
       await relay?.stop();
+      await live.close();
       policies.stop();
       bayes.stop();
       await sink.flush();

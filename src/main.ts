@@ -6,19 +6,42 @@ import { runQueue } from './cli/queue.ts';
 import { runStore } from './cli/store.ts';
 import { runLearn } from './cli/learn.ts';
 import { runEval } from './cli/eval.ts';
+import { runPolicies } from './cli/policies.ts';
+import { runSources } from './cli/sources.ts';
+import { runSimulate } from './cli/simulate.ts';
 
 const USAGE = `usage: postern <command> [options]
 
 commands:
-  start [--config FILE]                  start Postern (writes a default postern.toml if missing)
+  start [--config FILE] [--role all|analyzer]
+                                         start Postern (writes a default postern.toml if missing); --role
+                                         analyzer runs only the trend analyzer (beside gateways on other hosts)
   config check [FILE]                    validate a config file and print the effective config
   config show [--effective] [--config F] print the config; --effective lists every value, defaults marked
   config schema                          print the config's JSON Schema
-  trace <queue-id|message-id> [--json]   the path of one message through Postern
+  trace <queue-id|message-id|connection-id> [--json]
+                                         the path of one message (or connection) through Postern
   queue list [--json]                    messages waiting for delivery
   queue retry <queue-id>                 attempt delivery of one message now
   queue flush                            attempt delivery of every waiting message now
   store purge [--older-than-days N]      delete events and finished messages older than the retention now
+  store rollups [--type T] [--since 24h] [--json]
+                                         hourly counts of events deleted for age
+  policies list [--all] [--source S] [--json]
+                                         live policies: target, action, expiry, source, reason
+  policies show <id> [--json]            one policy with its evidence
+  policies add <kind> <target> <action> [--ttl D] [--reason TEXT] [--rate N --window D] [--delay D] [--to ADDR]
+                                         add a policy (kinds: ip cidr helo sender domain recipient cluster user)
+  policies allow <kind> <target> [--ttl D] [--reason TEXT]
+                                         allow-list a source (no expiry unless --ttl)
+  policies remove|pin|unpin <id>, policies extend <id> --ttl D|never
+                                         lift, pin (never expires), unpin, or set a policy's expiry
+  sources show <ip|cidr|helo|sender|domain> <key> [--json]
+                                         what the data matrix knows of a source, and its policies
+  sources list [--kind K] [--order unknown|refused|messages|last_seen] [--limit N] [--json]
+                                         sources, most recently seen first
+  simulate harvest|harvest-distributed|flood [--wait-lift S] [--json]
+                                         replay an attack against a running gateway, with legitimate mail beside it
   learn --spam PATH... --ham PATH...     teach the classifier from files, folders or mbox files
   eval --spam PATH --ham PATH [--json] [--no-bayes]
                                          analyse labelled mail offline: precision, recall, F1, ham false positives
@@ -39,10 +62,16 @@ export async function main(argv: string[]): Promise<number> {
         return await runQueue(rest);
       case 'store':
         return await runStore(rest);
+      case 'simulate':
+        return await runSimulate(rest);
       case 'learn':
         return await runLearn(rest);
       case 'eval':
         return await runEval(rest);
+      case 'policies':
+        return await runPolicies(rest);
+      case 'sources':
+        return await runSources(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -3,7 +3,8 @@
 import cluster from 'node:cluster';
 import { startPostern, type Postern } from '../app.ts';
 import { args, load } from './common.ts';
-import { RemoteRows, forwardEvents, serveWorker, type ToPrimary } from '../cluster/ipc.ts';
+import { RemoteRows, broadcastPolicies, followPolicies, forwardEvents, serveWorker, type ToPrimary } from '../cluster/ipc.ts';
+import { runAnalyzerRole } from '../trends/role.ts';
 
 function waitForSignal(app: Postern, onStop?: () => Promise<void>): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -22,9 +23,15 @@ function waitForSignal(app: Postern, onStop?: () => Promise<void>): Promise<void
 }
 
 export async function runStart(argv: string[]): Promise<number> {
-  const { values } = args(argv, {});
+  const { values } = args(argv, { role: { type: 'string' } });
   if (cluster.isWorker) return runWorker(values.config);
-  const loaded = load(values.config, true);
+  const role = values.role ?? 'all';
+  if (role !== 'all' && role !== 'analyzer') {
+    console.error(`postern: --role must be "all" or "analyzer", not "${role}"`);
+    return 64;
+  }
+  const loaded = load(values.config, role === 'all');
+  if (role === 'analyzer') return runAnalyzerRole(loaded);
   const workers = loaded.config.gateway.workers;
   if (workers <= 1) {
     const app = await startPostern(loaded);
@@ -33,7 +40,10 @@ export async function runStart(argv: string[]): Promise<number> {
     return 0;
   }
   // The relay recovers the spool before any worker can write to it.
-  const app = await startPostern(loaded, { roles: { gateway: false, relay: true } });
+  const app = await startPostern(loaded, {
+    roles: { gateway: false, relay: true },
+    onPolicyChange: () => broadcastPolicies(Object.values(cluster.workers ?? {})),
+  });
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ args: ['start', '--config', loaded.file] });
   let ready = 0;
@@ -84,6 +94,7 @@ async function runWorker(configFile: string | undefined): Promise<number> {
     // The primary hands each message to its relay once the rows are durable.
     onAccepted: () => undefined,
   });
+  followPolicies(app);
   process.send?.({ t: 'listening', smtp: `${app.smtp.host}:${app.smtp.port}` } satisfies ToPrimary);
   // Without the primary there is no store to commit to. Sessions mid-DATA get no reply (their spool files stay for
   // the next start's recovery), and exiting at once frees the listening socket for a restarted primary.

@@ -8,9 +8,27 @@ export interface Trace {
   message: Record<string, unknown> | null;
   recipients: Record<string, unknown>[];
   events: { ts: number; type: string; data: unknown }[];
+  /** The live policies that changed a decision in this trace, as they stand in the table (lifted ones are gone). */
+  policies?: { id: string; target_kind: string; target: string; action: string; reason: string; source: string; evidence: unknown }[];
+}
+
+/** Adds the policies a trace refers to: its recipients' reasons, its verdict, its events. */
+async function withPolicies(s: StoreDb, t: Trace): Promise<Trace> {
+  const ids = new Set<string>();
+  for (const r of t.recipients as { reasons?: { policy_id?: string }[] }[]) for (const b of r.reasons ?? []) if (b.policy_id) ids.add(b.policy_id);
+  for (const p of ((t.message as { verdict?: { policies?: { id: string }[] } } | null)?.verdict?.policies ?? [])) ids.add(p.id);
+  for (const e of t.events as { data: { policy?: unknown } }[]) if (typeof e.data?.policy === 'string') ids.add(e.data.policy);
+  if (!ids.size) return t;
+  const rows = await s.db.selectFrom('policies').selectAll().where('id', 'in', [...ids]).execute();
+  return { ...t, policies: rows.map((r) => ({ id: r.id, target_kind: r.target_kind, target: r.target, action: r.action, reason: r.reason, source: r.source, evidence: JSON.parse(r.evidence) })) };
 }
 
 export async function findTrace(s: StoreDb, key: string): Promise<Trace | null> {
+  const t = await findMessageTrace(s, key);
+  return t && withPolicies(s, t);
+}
+
+async function findMessageTrace(s: StoreDb, key: string): Promise<Trace | null> {
   const bare = key.replace(/^<|>$/g, '');
   const msg = await s.db
     .selectFrom('messages')
@@ -22,8 +40,9 @@ export async function findTrace(s: StoreDb, key: string): Promise<Trace | null> 
     // A refused message was never given a queue id; its refusal event carries the Message-ID.
     const like = `%"message_id":"<${bare.replace(/[%_"\\]/g, '')}>"%`;
     const ev = await s.db.selectFrom('events').selectAll().where('type', '=', 'smtp.data.rejected').where('data', 'like', like).executeTakeFirst();
-    if (!ev) return null;
-    const conn = await s.db.selectFrom('events').selectAll().where('conn_id', '=', ev.conn_id).orderBy('id').execute();
+    // Or the key is a connection id (in the logs as cid): everything refused before DATA has only that.
+    const conn = await s.db.selectFrom('events').selectAll().where('conn_id', '=', ev?.conn_id ?? key).orderBy('id').execute();
+    if (!conn.length) return null;
     return { queue_id: null, message: null, recipients: [], events: conn.map((e) => ({ ts: e.ts, type: e.type, data: JSON.parse(e.data) })) };
   }
   const rcpts = await s.db.selectFrom('recipients').selectAll().where('msg_id', '=', msg.id).execute();
@@ -60,7 +79,9 @@ function describe(e: { ts: number; type: string; data: any }): string {
     case 'smtp.rcpt.accepted':
       return `RCPT TO:<${d.rcpt}> accepted`;
     case 'smtp.rcpt.rejected':
-      return `RCPT TO:<${d.rcpt}> refused ${d.reply} (${d.reason})`;
+      return `RCPT TO:<${d.rcpt}> refused ${d.reply} (${d.reason})${d.policy ? ` by policy ${d.policy}: ${d.policy_reason}` : ''}${
+        d.reason === 'harvest_guard' ? `: ${d.unknown} unknown recipients from ${d.scope === 'net' ? 'network' : 'address'} ${d.target}` : ''
+      }`;
     case 'smtp.data.rejected':
       return `DATA refused ${d.reply} (${d.reason})${d.score !== undefined ? ` score ${d.score}` : ''}`;
     case 'message.accepted':
@@ -97,6 +118,13 @@ export function renderTrace(t: Trace): string {
   } else out.push('refused before the gateway took it (no queue id)');
   out.push('timeline');
   for (const e of t.events) out.push(`  ${fmtTime(e.ts)}  ${describe(e)}`);
+  if (t.policies?.length) {
+    out.push('policies');
+    for (const p of t.policies) {
+      out.push(`  ${p.id}  ${p.target_kind}:${p.target} ${p.action} (${p.source}): ${p.reason}`);
+      out.push(`      evidence ${JSON.stringify(p.evidence)}`);
+    }
+  }
   return out.join('\n');
 }
 
@@ -104,7 +132,7 @@ export async function runTrace(argv: string[]): Promise<number> {
   const { values, positionals } = args(argv, { json: { type: 'boolean' } });
   const key = positionals[0];
   if (!key) {
-    console.error('usage: postern trace <queue-id|message-id> [--json]');
+    console.error('usage: postern trace <queue-id|message-id|connection-id> [--json]');
     return 64;
   }
   const loaded = load(values.config);

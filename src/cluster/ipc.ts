@@ -15,7 +15,9 @@ export type ToPrimary =
 
 export type ToWorker =
   | { t: 'rows.ok'; seq: number }
-  | { t: 'rows.err'; seq: number; message: string; code?: string; rowsMayExist: boolean };
+  | { t: 'rows.err'; seq: number; message: string; code?: string; rowsMayExist: boolean }
+  /** The policy table changed: read it again now rather than at the next second. */
+  | { t: 'policies' };
 
 /** Primary side: commits a worker's rows, hands the message to the relay, stores its events. */
 export function serveWorker(app: Postern, worker: Worker, onListening: (smtp: string) => void): void {
@@ -86,4 +88,16 @@ export class RemoteRows implements RowSink {
 /** Worker side: a batch of events for the primary to store. */
 export function forwardEvents(events: PosternEvent[]): void {
   if (process.connected && process.send) process.send({ t: 'events', events } satisfies ToPrimary);
+}
+
+/** Primary side: tells every worker that the policy table changed. */
+export function broadcastPolicies(workers: Iterable<Worker | undefined>): void {
+  for (const w of workers) if (w && !w.isDead()) send(w, { t: 'policies' });
+}
+
+/** Worker side: reloads the policy table when the primary says it changed. */
+export function followPolicies(app: Postern): void {
+  process.on('message', (m: ToWorker) => {
+    if (m.t === 'policies') void app.policies.load().catch(() => undefined);
+  });
 }

@@ -211,7 +211,89 @@ const store = z.strictObject({
     'Index and event store: empty for SQLite at data_dir/postern.db, "sqlite:PATH", or "postgres://user@host/db".',
   ),
   password: secret.optional().meta({ description: 'Database password, e.g. { env = "POSTERN_DB_PASSWORD" }.' }),
-  event_retention_days: d(z.number().int().min(1).default(30), 'Days events are kept.'),
+  event_retention_days: d(z.number().int().min(1).default(30), 'Days events are kept, unless event_retention_by_type says otherwise.'),
+  event_retention_by_type: d(
+    z
+      .record(z.string().regex(/^[a-z]+(\.[a-z_]+)*$/, 'expected an event type or prefix such as "smtp.connect" or "smtp"'), z.number().int().min(1))
+      .default({ 'smtp.connect': 7, 'smtp.helo': 7, 'smtp.mail': 7, 'smtp.rcpt.accepted': 7, 'smtp.close': 7, 'relay.attempt': 14 }),
+    'Days kept per event type or type prefix ("smtp" covers every smtp.* type); the longest matching prefix wins. Events past their retention are first counted into hourly aggregates (event_rollups), then deleted.',
+  ),
+  rollup_retention_days: d(z.number().int().min(1).default(400), 'Days the hourly aggregates of deleted events are kept.'),
+});
+
+// Live counters, sliding windows and the fan-out of policy changes (matrix/counters.ts, matrix/bus.ts).
+const matrix = z.strictObject({
+  live: d(
+    z.enum(['memory', 'redis']).default('memory'),
+    '"memory" keeps live counters in this process and tells this host\'s processes of policy changes; "redis" shares both across gateway nodes through redis_url.',
+  ),
+  redis_url: d(z.string().regex(/^rediss?:\/\//, 'expected a URL such as "redis://127.0.0.1:6379"').default('redis://127.0.0.1:6379'), 'Redis for live = "redis".'),
+  redis_prefix: d(z.string().default('postern:'), 'Prefix of every Redis key and channel Postern uses.'),
+});
+
+const detectorBase = {
+  enabled: d(z.boolean().default(true), 'Run this detector.'),
+};
+
+// The trend analyzer's detectors (trends/detectors/*.ts); each finding becomes a live policy.
+const trends = z.strictObject({
+  enabled: d(z.boolean().default(true), 'Run the trend analyzer under postern start (a worker thread).'),
+  poll_ms: d(z.number().int().min(10).max(10_000).default(100), 'How often the analyzer reads new events from the store.'),
+  harvest: z
+    .strictObject({
+      ...detectorBase,
+      window_s: d(z.number().int().min(10).default(3_600), 'Window of the fast forms.'),
+      ip_unknown: d(z.number().int().min(1).default(15), 'Unknown recipients from one address within window_s that make a harvest.'),
+      ip_ratio: d(
+        z.number().min(0).max(1).default(0.5),
+        'And at least this share of that address\'s recipients in the window unknown (a sender with a few stale addresses among many good ones is not harvesting).',
+      ),
+      net_unknown: d(z.number().int().min(1).default(30), 'Unknown recipients from one /24 (IPv4) or /64 (IPv6) within window_s.'),
+      net_min_ips: d(z.number().int().min(2).default(4), 'Distinct addresses of that network among them (else it is one address\'s harvest).'),
+      slow_window_s: d(z.number().int().min(60).default(86_400), 'Window of the slow forms.'),
+      slow_ip_unknown: d(z.number().int().min(1).default(40), 'Unknown recipients from one address within slow_window_s.'),
+      slow_net_unknown: d(z.number().int().min(1).default(100), 'Unknown recipients from one network within slow_window_s.'),
+      ttl_s: d(z.number().int().min(1).default(3_600), 'How long the block lasts.'),
+    })
+    .prefault({}),
+  flood: z
+    .strictObject({
+      ...detectorBase,
+      window_s: d(z.number().int().min(1).default(60), 'Length of one counting window.'),
+      baseline_windows: d(z.number().int().min(2).default(60), 'Windows averaged into the source\'s own baseline (an exponential average).'),
+      factor: d(z.number().min(1).default(10), 'A window this many times the baseline is a flood.'),
+      min_messages: d(z.number().int().min(1).default(100), 'Fewest messages in one window that can be a flood, whatever the baseline.'),
+      throttle_factor: d(z.number().min(0).default(2), 'The throttle lets through this many times the baseline per window (at least 1).'),
+      ttl_s: d(z.number().int().min(1).default(900), 'How long the throttle lasts.'),
+    })
+    .prefault({}),
+  reputation: z
+    .strictObject({
+      ...detectorBase,
+      window_s: d(z.number().int().min(60).default(3_600), 'Window of a source\'s recent messages.'),
+      min_messages: d(z.number().int().min(1).default(10), 'Fewest recent messages before a source is judged.'),
+      bad_ratio: d(z.number().min(0).max(1).default(0.8), 'Share refused or quarantined at which the source is blocked.'),
+      ttl_s: d(z.number().int().min(1).default(3_600), 'How long the block lasts.'),
+    })
+    .prefault({}),
+  backscatter: z
+    .strictObject({
+      ...detectorBase,
+      window_s: d(z.number().int().min(10).default(600), 'Window of the count.'),
+      bounces: d(z.number().int().min(1).default(30), 'Bounces (null sender) to one recipient within window_s that make a storm.'),
+      ttl_s: d(z.number().int().min(1).default(3_600), 'How long bounces to that recipient are held in quarantine.'),
+    })
+    .prefault({}),
+  brute_force: z
+    .strictObject({
+      ...detectorBase,
+      window_s: d(z.number().int().min(10).default(600), 'Window of the counts.'),
+      ip_failures: d(z.number().int().min(1).default(10), 'Failed logins from one address within window_s.'),
+      user_ips: d(z.number().int().min(2).default(5), 'Distinct addresses failing logins to one user within window_s.'),
+      ip_users: d(z.number().int().min(2).default(5), 'Distinct users failing logins from one address within window_s (spraying).'),
+      ttl_s: d(z.number().int().min(1).default(1_800), 'How long the block lasts.'),
+    })
+    .prefault({}),
 });
 
 const log = z.strictObject({
@@ -226,6 +308,8 @@ export const configSchema = z.strictObject({
   policy: policy.prefault({}),
   quarantine: quarantine.prefault({}),
   store: store.prefault({}),
+  matrix: matrix.prefault({}),
+  trends: trends.prefault({}),
   log: log.prefault({}),
 });
 

@@ -33,6 +33,16 @@ export const EVENT_TYPES = {
   'relay.deferred': { level: 'info', description: 'Recipients failed temporarily; the next attempt time is set.' },
   'relay.bounced': { level: 'warn', description: 'Recipients failed permanently or expired; a DSN was queued.' },
   'relay.recovered': { level: 'info', description: 'Spool entries found at start-up and resumed or discarded.' },
+  'auth.failed': {
+    level: 'info',
+    description: 'A mail client failed to log in (IMAP, POP3, submission, webmail); carries the user and the protocol.',
+  },
+  'auth.succeeded': { level: 'debug', description: 'A mail client logged in; carries the user and the protocol.' },
+  'trends.finding': {
+    level: 'warn',
+    description: 'A trend detector found an attack or anomaly and wrote or extended a live policy; carries the policy and its evidence.',
+  },
+  'trends.lag': { level: 'warn', description: 'The trend analyzer fell more than a second behind the event stream.' },
   'store.error': { level: 'error', description: 'The store or the spool failed an operation.' },
 } as const;
 

@@ -10,7 +10,7 @@ import { addressProblem, domainOf, normalizeAddress } from '../core/address.ts';
 import type { Runner } from '../analysis/runner.ts';
 import type { ScoreTable } from '../analysis/scoring.ts';
 import type { SessionFacts, SymbolHit } from '../analysis/check.ts';
-import type { PolicyTable } from '../policy/live.ts';
+import type { LivePolicy, PolicyTable } from '../policy/live.ts';
 import { policyAction } from '../policy/decide.ts';
 import type { AppliedPolicy } from '../policy/action.ts';
 import { PosternConnection, type ConnectionHooks, type ParsedAddress } from './connection.ts';
@@ -21,6 +21,11 @@ import { mixedScriptLabel } from '../core/scripts.ts';
 import type { Acceptor } from './accept.ts';
 import type { RecipientVerifier } from './verify.ts';
 import type { Handoff } from '../relay/queue.ts';
+import type { LiveCounters } from '../matrix/live.ts';
+import { HarvestGuard } from './harvest-guard.ts';
+
+/** The longest a tarpit policy holds one reply: longer only loses the connection (RFC 5321 4.5.3.2 timeouts). */
+const MAX_TARPIT_MS = 30_000;
 
 export interface ConnState {
   cid: string;
@@ -54,6 +59,8 @@ export interface GatewayDeps {
   policies: PolicyTable;
   acceptor: Acceptor;
   verifier?: RecipientVerifier;
+  /** Live counters shared by every gateway node (harvest guard, throttle policies). */
+  counters: LiveCounters;
   tls: { key: string; cert: string };
   /** Called after a message is durably accepted. */
   onAccepted(msgId: string, handoff: Handoff): void;
@@ -64,11 +71,13 @@ export class Gateway {
   readonly sources: SourceBook;
   readonly conns = new Map<string, ConnState>();
   private readonly dataDeps: DataDeps;
+  private readonly harvest: HarvestGuard;
 
   constructor(private readonly deps: GatewayDeps) {
     const { config, log } = deps;
     const g = config.gateway;
     this.sources = new SourceBook(g.trusted_networks);
+    this.harvest = new HarvestGuard(deps.counters, config.trends.harvest, config.trends.enabled);
     // smtp-server formats an entry for every command it logs before the logger can drop it, which costs a few
     // percent of the gateway's time; its errors reach us through hooks and events anyway, so it only logs at debug.
     const smtpLog = log.level === 'debug' || log.level === 'trace' ? log.child({ component: 'smtp-server' }) : false;
@@ -314,21 +323,54 @@ export class Gateway {
     if (st.pendingRefusal && !isPostmaster) {
       refuse(st.pendingRefusal.reply, 'policy', { policy: st.pendingRefusal.policy?.id, policy_reason: st.pendingRefusal.reason });
     }
-    for (const p of this.deps.policies.match({ ip: st.ip, recipient: lower, sender: from })) {
-      if (p.target_kind !== 'recipient') continue;
+    // Every live policy on the address, HELO, sender or recipient, as it stands now: one written during this
+    // session takes effect on its next RCPT.
+    let tarpitMs = 0;
+    let allowed = false;
+    const throttles: LivePolicy[] = [];
+    for (const p of this.deps.policies.match({ ip: st.ip, helo: st.helo, recipient: lower, sender: from })) {
+      if (p.action === 'allow' && (p.target_kind === 'ip' || p.target_kind === 'cidr')) allowed = true;
+      if (p.action === 'tarpit') tarpitMs = Math.max(tarpitMs, Number(p.params.delay_ms ?? 5_000));
+      if (p.action === 'throttle') throttles.push(p);
+      if (isPostmaster) continue;
       const a = policyAction(p, config);
       if (a && (a.kind === 'reject' || a.kind === 'defer')) refuse(a.reply, 'policy', { policy: p.id, policy_reason: p.reason });
     }
+    const guarded = this.harvest.enabled && !st.trusted && !isPostmaster && !allowed;
+    if (guarded) {
+      const b = await this.harvest.blocked(st.ip);
+      if (b) refuse(REPLY.policyRejected, 'harvest_guard', { scope: b.scope, target: b.target, unknown: b.unknown });
+    }
+    if (tarpitMs > 0) await new Promise((r) => setTimeout(r, Math.min(tarpitMs, MAX_TARPIT_MS)));
     if (!isPostmaster) {
       const listed = config.gateway.recipients.map(normalizeAddress);
       const domainListed = listed.some((a) => domainOf(a) === domain);
-      if (domainListed && !listed.includes(lower)) refuse(REPLY.unknownRecipient, 'unknown_recipient');
+      if (domainListed && !listed.includes(lower)) {
+        if (guarded) await this.harvest.unknown(st.ip);
+        refuse(REPLY.unknownRecipient, 'unknown_recipient');
+      }
       if (!domainListed && this.deps.verifier) {
         const r = await this.deps.verifier.verify(lower);
-        if (r === 'unknown') refuse(REPLY.unknownRecipient, 'unknown_recipient', { verified: 'downstream' });
+        if (r === 'unknown') {
+          if (guarded) await this.harvest.unknown(st.ip);
+          refuse(REPLY.unknownRecipient, 'unknown_recipient', { verified: 'downstream' });
+        }
         if (r === 'tempfail') refuse(REPLY.verifyTimeout, 'verify_unavailable');
       }
     }
+    // A throttle counts messages: the first good recipient of a transaction counts one, up to the policy's rate.
+    if (throttles.length && !isPostmaster && session.envelope.rcptTo.length === 0) {
+      for (const p of throttles) {
+        const rate = Number(p.params.rate ?? 1);
+        const windowMs = Number(p.params.window_s ?? 60) * 1000;
+        const key = `thr:${p.id}`;
+        if ((await this.deps.counters.count(key, windowMs)) >= rate) {
+          refuse(REPLY.tryLater, 'throttled', { policy: p.id, policy_reason: p.reason, rate, window_s: windowMs / 1000 });
+        }
+      }
+      for (const p of throttles) await this.deps.counters.hit(`thr:${p.id}`, Number(p.params.window_s ?? 60) * 1000);
+    }
+    if (guarded) void this.harvest.known(st.ip);
     let symbols: string[] | undefined;
     if (this.deps.runner.has('rcpt')) {
       const env = session.envelope;

@@ -53,7 +53,6 @@ export function policyAction(p: LivePolicy, config: Config): Action | undefined 
     case 'block':
       return { kind: 'reject', reply: REPLY.policyRejected };
     case 'defer':
-    case 'throttle':
       return { kind: 'defer', reply: REPLY.tryLater };
     case 'quarantine':
       return { kind: 'quarantine', folder: 'policy' };
@@ -105,7 +104,8 @@ export function decideRecipient(
       policies.push({ id: p.id, target_kind: p.target_kind, target: p.target, action: p.action, reason: p.reason });
     }
   }
-  if (allow && !forced && action.kind !== 'accept' && !policies.length) {
+  // An allow-listed source skips the score, never a refusal a symbol forces (malware, a configured "reject").
+  if (allow && !forced && !scored.forcedReject.length && action.kind !== 'accept' && !policies.length) {
     because.push({ source: 'policy', action: 'accept', detail: allow.reason, policy_id: allow.id });
     policies.push({ id: allow.id, target_kind: allow.target_kind, target: allow.target, action: allow.action, reason: allow.reason });
     action = { kind: 'accept' };

@@ -22,6 +22,8 @@ export interface PolicyFacts {
   helo?: string;
   sender?: string;
   recipient?: string;
+  /** A mailbox user logging in (the monitor). */
+  user?: string;
 }
 
 export class PolicyTable {
@@ -76,7 +78,11 @@ export class PolicyTable {
         case 'domain':
           return f.sender !== undefined && addressMatches('*@' + p.target.replace(/^\*?@/, ''), f.sender);
         case 'recipient':
+          // A backscatter policy holds only bounces (null sender) to the recipient.
+          if (p.params.null_sender === true && f.sender !== '') return false;
           return f.recipient !== undefined && addressMatches(p.target, f.recipient);
+        case 'user':
+          return f.user !== undefined && f.user.toLowerCase() === p.target.toLowerCase();
         default:
           return false;
       }

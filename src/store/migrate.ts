@@ -126,4 +126,49 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .values({ id: 1, spam_messages: 0, ham_messages: 0, version: 0, updated_at: 0 })
     .onConflict((oc) => oc.column('id').doNothing())
     .execute();
+  // The data matrix: per-source metadata, the analyzer's cursor, hourly aggregates of aged-out events.
+  await db.schema
+    .createTable('source_stats')
+    .ifNotExists()
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('key', 'text', (c) => c.notNull())
+    .addColumn('first_seen', big, (c) => c.notNull())
+    .addColumn('last_seen', big, (c) => c.notNull())
+    .addColumn('connections', big, (c) => c.notNull())
+    .addColumn('messages', big, (c) => c.notNull())
+    .addColumn('recipients', big, (c) => c.notNull())
+    .addColumn('unknown_recipients', big, (c) => c.notNull())
+    .addColumn('refused', big, (c) => c.notNull())
+    .addColumn('quarantined', big, (c) => c.notNull())
+    .addColumn('delivered', big, (c) => c.notNull())
+    .addColumn('protocol_errors', big, (c) => c.notNull())
+    .addColumn('score_sum', real, (c) => c.notNull())
+    .addColumn('score_n', big, (c) => c.notNull())
+    .addColumn('score_hist', 'text', (c) => c.notNull())
+    .addColumn('actions', 'text', (c) => c.notNull())
+    .addPrimaryKeyConstraint('source_stats_pk', ['kind', 'key'])
+    .execute();
+  await db.schema
+    .createTable('analyzer_state')
+    .ifNotExists()
+    .addColumn('id', 'integer', (c) => c.primaryKey())
+    .addColumn('last_event_id', big, (c) => c.notNull())
+    .addColumn('updated_at', big, (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('event_rollups')
+    .ifNotExists()
+    .addColumn('hour', big, (c) => c.notNull())
+    .addColumn('type', 'text', (c) => c.notNull())
+    .addColumn('count', big, (c) => c.notNull())
+    .addColumn('ips', big, (c) => c.notNull())
+    .addPrimaryKeyConstraint('event_rollups_pk', ['hour', 'type'])
+    .execute();
+  const idx2: [string, keyof DB, string[]][] = [
+    ['policies_target', 'policies', ['target_kind', 'target']],
+    ['source_stats_seen', 'source_stats', ['last_seen']],
+  ];
+  for (const [name, table, cols] of idx2) {
+    await db.schema.createIndex(name).ifNotExists().on(table).columns(cols).execute();
+  }
 }

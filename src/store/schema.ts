@@ -103,6 +103,49 @@ export interface BayesStateTable {
   updated_at: number;
 }
 
+/**
+ * What the data matrix knows of one source, kept current by the trend analyzer: kind is ip, net (/24 or /64),
+ * helo, sender_domain or sender.
+ */
+export interface SourceStatsTable {
+  kind: string;
+  key: string;
+  first_seen: number;
+  last_seen: number;
+  connections: number;
+  messages: number;
+  recipients: number;
+  unknown_recipients: number;
+  /** Messages or recipients refused (5xx/4xx) at RCPT or DATA. */
+  refused: number;
+  quarantined: number;
+  /** Recipients delivered downstream. */
+  delivered: number;
+  protocol_errors: number;
+  score_sum: number;
+  score_n: number;
+  /** JSON: counts of message scores by bucket: "<0", "0-2", "2-5", "5-8", "8-15", ">=15" */
+  score_hist: string;
+  /** JSON: count of each action taken on recipients (accept, tag, quarantine, redirect, defer, reject) */
+  actions: string;
+}
+
+/** The analyzer's place in the event stream: the id of the last event it has applied. */
+export interface AnalyzerStateTable {
+  id: number;
+  last_event_id: number;
+  updated_at: number;
+}
+
+/** Hourly aggregate of events deleted for age: how many of each type, from how many addresses. */
+export interface EventRollupsTable {
+  /** Start of the hour, ms since the epoch. */
+  hour: number;
+  type: string;
+  count: number;
+  ips: number;
+}
+
 export interface DB {
   messages: MessagesTable;
   recipients: RecipientsTable;
@@ -112,4 +155,7 @@ export interface DB {
   bayes_tokens: BayesTokensTable;
   bayes_learned: BayesLearnedTable;
   bayes_state: BayesStateTable;
+  source_stats: SourceStatsTable;
+  analyzer_state: AnalyzerStateTable;
+  event_rollups: EventRollupsTable;
 }

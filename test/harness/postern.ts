@@ -59,7 +59,9 @@ export async function startTestPostern(toml = '', opts: { dir?: string; store?: 
   // Sender authentication asks DNS; a test that is not about it must not depend on what the machine's resolver
   // answers for the fixture domains (example.org has real SPF and DMARC records on the Internet).
   const noAuth = /\[analysis\.checks\.auth\]/.test(toml) ? '' : '[analysis.checks.auth]\nenabled = false\n';
-  const text = `data_dir = ${JSON.stringify(dir)}\n${toml}\n${hasGreet ? '' : '[gateway.greet_pause]\nunknown_ms = 0\n'}${noAuth}${storeLine}`;
+  // The trend analyzer (a worker thread) runs only in the tests about it.
+  const noTrends = /^\[trends[\].]/m.test(toml) ? '' : '[trends]\nenabled = false\n';
+  const text = `data_dir = ${JSON.stringify(dir)}\n${toml}\n${hasGreet ? '' : '[gateway.greet_pause]\nunknown_ms = 0\n'}${noAuth}${noTrends}${storeLine}`;
   const config = parseConfigText(text, 'test.toml');
   const app = await startPostern(
     { config, file: path.join(dir, 'postern.toml'), dataDir: dir },

@@ -137,7 +137,10 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   const rcptHits = (r: string) => st.rcptHits.get(normalizeAddress(r)) ?? [];
   const decisions: RecipientDecision[] = rcpts.map((r) => {
     const own = rcptHits(r);
-    return decideRecipient(r, mailFrom, own.length ? total([...hits, ...own], deps.scores) : scored, config, deps.policies.match({ ip: st.ip, helo: st.helo, sender: mailFrom, recipient: r }));
+    let live = deps.policies.match({ ip: st.ip, helo: st.helo, sender: mailFrom, recipient: r });
+    // postmaster@ stays reachable from a blocked source (RFC 5321 4.5.1): a source's refusal does not apply to it.
+    if (normalizeAddress(r).startsWith('postmaster@')) live = live.filter((p) => p.target_kind === 'recipient' || (p.action !== 'block' && p.action !== 'defer'));
+    return decideRecipient(r, mailFrom, own.length ? total([...hits, ...own], deps.scores) : scored, config, live);
   });
   for (const d of decisions) {
     for (const p of st.policies) if (!d.policies.some((x) => x.id === p.id)) d.policies.push(p);

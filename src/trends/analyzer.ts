@@ -1,0 +1,238 @@
+// The trend analyzer: reads the data matrix's events in order, keeps per-source metadata current, runs the
+// detectors and turns their findings into live policies. One analyzer leads at a time; it runs as a worker thread
+// under `postern start` (trends/thread.ts) or as its own process (`postern start --role analyzer`).
+import type { Kysely } from 'kysely';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../core/log.ts';
+import type { Emit } from '../core/events.ts';
+import type { DB } from '../store/schema.ts';
+import type { Dialect } from '../store/db.ts';
+import { upsertFinding } from '../policy/admin.ts';
+import { PolicyTable, type PolicyFacts } from '../policy/live.ts';
+import type { PolicyChange } from '../matrix/live.ts';
+import { cidrContains } from '../policy/match.ts';
+import { Windows } from './windows.ts';
+import type { Detector, DetectorContext, Finding, MatrixEvent } from './detector.ts';
+import { detectors as builtIn } from './detectors/index.ts';
+import { SourceStats, SOURCE_TYPES } from './source-stats.ts';
+
+const BATCH = 5_000;
+/** A finding for a target already written this recently only refreshes nothing: the policy stands. */
+const REFIRE_MS = 30_000;
+/**
+ * On PostgreSQL several nodes insert events at once and ids are not committed in order; the analyzer reads only
+ * events this old, so that an event with a smaller id cannot still be on its way. SQLite has one writer: no wait.
+ */
+const PG_SETTLE_MS = 1_000;
+
+export interface AnalyzerStats {
+  cursor: number;
+  events: number;
+  findings: number;
+  policies_created: number;
+  /** Milliseconds from an event's time to its analysis, for the last batch (the worst of it). */
+  lag_ms: number;
+  /** Time of the newest event analysed (0 before the first): now minus this is how far behind the stream it is. */
+  last_ts: number;
+  /** Milliseconds spent in steps since start: events / busy_ms is what the analyzer can do, whatever it was given. */
+  busy_ms: number;
+  caught_up: boolean;
+}
+
+export interface AnalyzerOptions {
+  db: Kysely<DB>;
+  dialect: Dialect;
+  config: Config;
+  log: Logger;
+  emit?: Emit;
+  /** Told of every policy the analyzer writes, to fan the change out to the gateways. */
+  onPolicy?: (change: PolicyChange) => void;
+  /** Detectors to run besides the built-in ones (the outbreak detector plugs in here). */
+  extra?: Detector[];
+}
+
+/** The event types an analyzer with these detectors reads: theirs and those that change source_stats. */
+export function analyzedTypes(detectors: readonly Detector[]): string[] {
+  return [...new Set([...detectors.flatMap((d) => d.types), ...SOURCE_TYPES])];
+}
+
+export class Analyzer {
+  readonly stats: AnalyzerStats = { cursor: 0, events: 0, findings: 0, policies_created: 0, lag_ms: 0, last_ts: 0, busy_ms: 0, caught_up: false };
+  private readonly windows = new Windows();
+  private readonly detectors: Detector[];
+  /** The detectors of each event type: a detector sees only the types it asked for. */
+  private readonly byType = new Map<string, Detector[]>();
+  private readonly types: string[];
+  private readonly sources = new SourceStats();
+  private readonly allow: PolicyTable;
+  private readonly fired = new Map<string, number>();
+  private readonly ctx: DetectorContext;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> = Promise.resolve();
+  private stopped = false;
+  private lastLagWarn = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: AnalyzerOptions) {
+    this.detectors = [...builtIn(o.config), ...(o.extra ?? [])];
+    this.types = analyzedTypes(this.detectors);
+    for (const d of this.detectors) for (const t of d.types) this.byType.set(t, [...(this.byType.get(t) ?? []), d]);
+    this.allow = new PolicyTable(o.db);
+    const trusted = o.config.gateway.trusted_networks;
+    this.ctx = { windows: this.windows, config: o.config, trusted: (ip) => trusted.some((c) => cidrContains(c, ip)) };
+  }
+
+  /**
+   * Rebuilds the detectors' windows from the recent history already analysed (no findings, no metadata: both were
+   * written before), then follows the stream from the stored cursor.
+   */
+  async start(pollMs = this.o.config.trends.poll_ms): Promise<void> {
+    const state = await this.o.db.selectFrom('analyzer_state').selectAll().where('id', '=', 1).executeTakeFirst();
+    const cursor = Number(state?.last_event_id ?? 0);
+    const horizon = Math.max(0, ...this.detectors.map((d) => d.horizonMs(this.o.config)));
+    const first = await this.o.db.selectFrom('events').select('id').where('ts', '>=', Date.now() - horizon).orderBy('id').limit(1).executeTakeFirst();
+    if (first && Number(first.id) <= cursor) {
+      let at = Number(first.id) - 1;
+      while (at < cursor) {
+        const batch = await this.read(at, cursor);
+        if (!batch.length) break;
+        for (const e of batch) for (const d of this.byType.get(e.type) ?? []) d.observe(e, this.ctx);
+        at = batch[batch.length - 1].id;
+      }
+    }
+    this.stats.cursor = cursor;
+    await this.allow.load();
+    this.o.log.info({ cursor, replay_horizon_s: Math.round(horizon / 1000), detectors: this.detectors.map((d) => d.name) }, 'trend analyzer started');
+    const loop = async () => {
+      if (this.stopped) return;
+      this.running = this.drain().catch((err) => this.o.log.error({ err }, 'trend analyzer step failed; trying again'));
+      await this.running;
+      if (!this.stopped) {
+        this.timer = setTimeout(() => void loop(), pollMs);
+      }
+    };
+    void loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Analyses everything available now; returns how many events it read. One drain runs at a time. */
+  drain(): Promise<number> {
+    const next = this.chain.then(() => this.drainNow());
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async drainNow(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.step();
+      total += n;
+      if (n < BATCH) break;
+    }
+    this.stats.caught_up = true;
+    return total;
+  }
+
+  /** Reads and analyses one batch of new events. */
+  async step(): Promise<number> {
+    const began = performance.now();
+    try {
+      return await this.stepNow();
+    } finally {
+      this.stats.busy_ms += performance.now() - began;
+    }
+  }
+
+  private async stepNow(): Promise<number> {
+    const batch = await this.read(this.stats.cursor);
+    if (!batch.length) return 0;
+    await this.allow.load();
+    const findings: Finding[] = [];
+    const t0 = Date.now();
+    for (const e of batch) {
+      this.sources.observe(e);
+      for (const d of this.byType.get(e.type) ?? []) {
+        const f = d.observe(e, this.ctx);
+        if (f?.length) findings.push(...f);
+      }
+    }
+    const last = batch[batch.length - 1];
+    this.stats.lag_ms = t0 - batch[0].ts;
+    for (const f of findings) await this.write(f, t0);
+    await this.sources.flush(this.o.db, this.o.dialect);
+    await this.o.db
+      .insertInto('analyzer_state')
+      .values({ id: 1, last_event_id: last.id, updated_at: Date.now() })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ last_event_id: last.id, updated_at: Date.now() }))
+      .execute();
+    this.stats.cursor = last.id;
+    this.stats.last_ts = last.ts;
+    this.stats.events += batch.length;
+    if (t0 - last.ts > 1_000 && t0 - this.lastLagWarn > 60_000) {
+      this.lastLagWarn = t0;
+      this.o.emit?.('trends.lag', { data: { lag_ms: t0 - last.ts, cursor: last.id } });
+    }
+    if (this.windows.size > 400_000) this.windows.sweep(t0);
+    return batch.length;
+  }
+
+  private async read(after: number, upTo?: number): Promise<MatrixEvent[]> {
+    let q = this.o.db
+      .selectFrom('events')
+      .select(['id', 'ts', 'type', 'ip', 'conn_id', 'msg_id', 'data'])
+      .where('id', '>', after)
+      .where('type', 'in', this.types);
+    if (upTo !== undefined) q = q.where('id', '<=', upTo);
+    if (this.o.dialect === 'postgres') q = q.where('ts', '<', Date.now() - PG_SETTLE_MS);
+    const rows = await q.orderBy('id').limit(BATCH).execute();
+    return rows.map((r) => ({ id: Number(r.id), ts: Number(r.ts), type: r.type, ip: r.ip, conn_id: r.conn_id, msg_id: r.msg_id, data: parse(r.data) }));
+  }
+
+  private async write(f: Finding, now: number): Promise<void> {
+    const p = f.policy;
+    const key = `${p.target_kind}\u0000${p.target}\u0000${p.action}`;
+    const at = this.fired.get(key);
+    if (at !== undefined && now - at < REFIRE_MS) return;
+    if (this.allowListed(p.target_kind, p.target)) {
+      this.fired.set(key, now);
+      this.o.log.info({ detector: f.detector, target: `${p.target_kind}:${p.target}` }, 'finding on an allow-listed source; no policy');
+      return;
+    }
+    if (this.fired.size > 100_000) this.fired.clear();
+    this.fired.set(key, now);
+    const { row, created } = await upsertFinding(this.o.db, p, now);
+    this.stats.findings++;
+    if (created) this.stats.policies_created++;
+    this.o.onPolicy?.({ op: 'set', id: row.id });
+    this.o.emit?.('trends.finding', {
+      ip: p.target_kind === 'ip' ? p.target : null,
+      data: { detector: f.detector, policy: row.id, created, target_kind: p.target_kind, target: p.target, action: p.action, params: p.params, reason: p.reason, expires_at: row.expires_at, evidence: p.evidence },
+    });
+  }
+
+  private allowListed(kind: string, target: string): boolean {
+    const facts: PolicyFacts =
+      kind === 'ip' ? { ip: target }
+      : kind === 'cidr' ? { ip: target.split('/')[0] }
+      : kind === 'domain' ? { sender: `x@${target}` }
+      : kind === 'recipient' ? { recipient: target }
+      : kind === 'sender' ? { sender: target }
+      : kind === 'helo' ? { helo: target }
+      : {};
+    return this.allow.match(facts).some((p) => p.action === 'allow');
+  }
+}
+
+function parse(s: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(s) as unknown;
+    return v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}

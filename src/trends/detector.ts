@@ -1,0 +1,60 @@
+// What a trend detector is: a module that reads the event stream in order, keeps its own windows, and reports
+// findings; the analyzer turns each finding into a live policy. Detectors never write anything themselves.
+import type { Config } from '../config/schema.ts';
+import type { PolicyInput } from '../policy/admin.ts';
+import type { Windows } from './windows.ts';
+
+/** One stored event as the analyzer reads it. */
+export interface MatrixEvent {
+  id: number;
+  ts: number;
+  type: string;
+  ip: string | null;
+  conn_id: string | null;
+  msg_id: string | null;
+  data: Record<string, unknown>;
+}
+
+export interface Finding {
+  detector: string;
+  policy: PolicyInput;
+}
+
+export interface DetectorContext {
+  windows: Windows;
+  config: Config;
+  /** Whether an address is in gateway.trusted_networks: detectors never act against those. */
+  trusted(ip: string): boolean;
+}
+
+export interface Detector {
+  name: string;
+  /** Event types this detector reads; the analyzer reads only the union of these. */
+  types: readonly string[];
+  /** Longest window the detector keeps, so a restarted analyzer replays that much history. */
+  horizonMs(config: Config): number;
+  observe(e: MatrixEvent, ctx: DetectorContext): Finding[] | undefined;
+}
+
+/** The /24 of an IPv4 address or the /64 of an IPv6 one, as CIDR. */
+export function networkOf(ip: string): string {
+  const plain = ip.replace(/^::ffff:/i, '');
+  if (plain.includes('.')) {
+    const p = plain.split('.');
+    return `${p[0]}.${p[1]}.${p[2]}.0/24`;
+  }
+  const groups = expand6(plain);
+  return `${groups.slice(0, 4).join(':')}::/64`;
+}
+
+function expand6(ip: string): string[] {
+  const [head, tail] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill('0');
+  return [...h, ...fill, ...t].map((g) => g.toLowerCase().replace(/^0+(?=.)/, ''));
+}
+
+export const plainIp = (ip: string): string => ip.replace(/^::ffff:/i, '');
+
+export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
