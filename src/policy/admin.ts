@@ -80,8 +80,21 @@ const inputSchema = z.strictObject({
   pinned: z.boolean().default(false),
 });
 
-/** Validates and normalises a policy; throws an Error whose message names the field and what is wrong with it. */
+/** A policy that cannot be: its message names the field and what is wrong with it. */
+export class PolicyInputError extends Error {
+  override name = 'PolicyInputError';
+}
+
+/** Validates and normalises a policy; throws a PolicyInputError whose message names the field and what is wrong. */
 export function validatePolicyInput(p: unknown): PolicyInput {
+  try {
+    return validate(p);
+  } catch (err) {
+    throw new PolicyInputError((err as Error).message);
+  }
+}
+
+function validate(p: unknown): PolicyInput {
   const r = inputSchema.safeParse(p, { reportInput: true });
   if (!r.success) throw new Error(r.error.issues.map((i) => describeIssue(i)).join('; '));
   const v = r.data;

@@ -72,6 +72,9 @@ export class Analyzer {
   private stopped = false;
   private lastLagWarn = 0;
   private chain: Promise<unknown> = Promise.resolve();
+  /** Findings not yet written, and whether the cursor and metadata of analysed events are not yet stored. */
+  private readonly findings: Finding[] = [];
+  private unsaved = false;
 
   constructor(private readonly o: AnalyzerOptions) {
     this.detectors = [...builtIn(o.config), ...(o.extra ?? [])];
@@ -149,36 +152,51 @@ export class Analyzer {
   }
 
   private async stepNow(): Promise<number> {
+    // What was not written last time (the store was busy or down) is written first.
+    if (this.unsaved) await this.save();
     const batch = await this.read(this.stats.cursor);
     if (!batch.length) return 0;
     await this.allow.load();
-    const findings: Finding[] = [];
     const t0 = Date.now();
     for (const e of batch) {
       this.sources.observe(e);
       for (const d of this.byType.get(e.type) ?? []) {
         const f = d.observe(e, this.ctx);
-        if (f?.length) findings.push(...f);
+        if (f?.length) this.findings.push(...f);
       }
     }
     const last = batch[batch.length - 1];
     this.stats.lag_ms = t0 - batch[0].ts;
-    for (const f of findings) await this.write(f, t0);
-    await this.sources.flush(this.o.db, this.o.dialect);
-    await this.o.db
-      .insertInto('analyzer_state')
-      .values({ id: 1, last_event_id: last.id, updated_at: Date.now() })
-      .onConflict((oc) => oc.column('id').doUpdateSet({ last_event_id: last.id, updated_at: Date.now() }))
-      .execute();
+    // The detectors have seen these events: the cursor moves now, so that a failed write below is retried from
+    // what is kept in memory and the events are never counted twice.
     this.stats.cursor = last.id;
     this.stats.last_ts = last.ts;
     this.stats.events += batch.length;
+    this.unsaved = true;
+    await this.save();
     if (t0 - last.ts > 1_000 && t0 - this.lastLagWarn > 60_000) {
       this.lastLagWarn = t0;
       this.o.emit?.('trends.lag', { data: { lag_ms: t0 - last.ts, cursor: last.id } });
     }
     if (this.windows.size > 400_000) this.windows.sweep(t0);
     return batch.length;
+  }
+
+  /** Writes the pending findings, the metadata deltas and the cursor; what fails stays pending for the next step. */
+  private async save(): Promise<void> {
+    const now = Date.now();
+    while (this.findings.length) {
+      await this.write(this.findings[0], now);
+      this.findings.shift();
+    }
+    await this.sources.flush(this.o.db, this.o.dialect);
+    const id = this.stats.cursor;
+    await this.o.db
+      .insertInto('analyzer_state')
+      .values({ id: 1, last_event_id: id, updated_at: now })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ last_event_id: id, updated_at: now }))
+      .execute();
+    this.unsaved = false;
   }
 
   private async read(after: number, upTo?: number): Promise<MatrixEvent[]> {
@@ -204,8 +222,19 @@ export class Analyzer {
       return;
     }
     if (this.fired.size > 100_000) this.fired.clear();
+    let res: Awaited<ReturnType<typeof upsertFinding>>;
+    try {
+      res = await busyRetry(() => upsertFinding(this.o.db, p, now));
+    } catch (err) {
+      // A finding the policy rules refuse (a malformed target from odd input) is dropped, not retried for ever.
+      if ((err as Error).name === 'PolicyInputError') {
+        this.o.log.warn({ err: (err as Error).message, detector: f.detector, target: `${p.target_kind}:${p.target}` }, 'finding dropped: not a valid policy');
+        return;
+      }
+      throw err;
+    }
+    const { row, created } = res;
     this.fired.set(key, now);
-    const { row, created } = await upsertFinding(this.o.db, p, now);
     this.stats.findings++;
     if (created) this.stats.policies_created++;
     this.o.onPolicy?.({ op: 'set', id: row.id });
@@ -225,6 +254,22 @@ export class Analyzer {
       : kind === 'helo' ? { helo: target }
       : {};
     return this.allow.match(facts).some((p) => p.action === 'allow');
+  }
+}
+
+/**
+ * Runs a SQLite transaction that reads before it writes again while it fails with SQLITE_BUSY: such a transaction
+ * fails at once, without the busy timeout, when another connection (the gateway's event sink) committed after its
+ * read. It was rolled back, so running it again is safe.
+ */
+async function busyRetry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!String((err as { code?: string }).code).startsWith('SQLITE_BUSY') || attempt >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 }
 

@@ -53,6 +53,8 @@ export interface FloodReport {
   /** Messages accepted before the first deferral, and when it came. */
   accepted_before_throttle: number;
   throttled_after_ms: number | null;
+  /** The first few replies that were neither 2xx nor 4xx ('' when the gateway closed the connection). */
+  sample_refusals: string[];
   legit: LegitTally;
 }
 
@@ -160,7 +162,7 @@ export async function simulateHarvest(
 /** A flood: `messages` messages from one address, one after another, as fast as the gateway answers. */
 export async function simulateFlood(t: SimTarget, o: { messages: number; attacker?: string }): Promise<FloodReport> {
   const legit = legitTraffic(t);
-  const r: FloodReport = { scenario: 'flood', sent: 0, accepted: 0, deferred: 0, refused: 0, accepted_before_throttle: 0, throttled_after_ms: null, legit: r0() };
+  const r: FloodReport = { scenario: 'flood', sent: 0, accepted: 0, deferred: 0, refused: 0, accepted_before_throttle: 0, throttled_after_ms: null, sample_refusals: [], legit: r0() };
   const ip = o.attacker ?? `${t.attackerNet}.77`;
   const start = Date.now();
   let reconnects = 0;
@@ -199,6 +201,7 @@ export async function simulateFlood(t: SimTarget, o: { messages: number; attacke
         await c.cmd('RSET');
       } else {
         r.refused++;
+        if (r.sample_refusals.length < 5) r.sample_refusals.push(final);
         await c.cmd('RSET');
       }
     }

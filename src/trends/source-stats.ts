@@ -56,9 +56,9 @@ const COLUMNS = [
  */
 const SIZES = [500, 100, 20, 5, 1];
 
+const cache: Partial<Record<Dialect, { select(n: number): string; upsert(n: number): string }>> = {};
 /** The select and the upsert of n rows, as SQL text for the dialect (built on first use). */
 const statements = (dialect: Dialect) => (cache[dialect] ??= build(dialect));
-const cache: Partial<Record<Dialect, { select(n: number): string; upsert(n: number): string }>> = {};
 
 function build(dialect: Dialect): { select(n: number): string; upsert(n: number): string } {
   const at = (i: number) => (dialect === 'postgres' ? `$${i}` : '?');
@@ -160,24 +160,46 @@ export class SourceStats {
     const total = this.size;
     this.deltas = new Map();
     this.size = 0;
-    const sql = statements(dialect);
-    await db.transaction().execute(async (trx) => {
+    try {
+      const sql = statements(dialect);
+      const run = <R>(conn: Kysely<DB>, text: string, params: unknown[] = []) => conn.executeQuery<R>(CompiledQuery.raw(text, params));
+      // Read and merge first, then write in one short transaction. The analyzer is the only writer of source_stats,
+      // so nothing changes these rows in between; and the gateway's event sink, a synchronous writer on SQLite, then
+      // waits for the lock only while the rows are written, not while they are read and merged.
+      const writes: { n: number; values: unknown[] }[] = [];
       for (const [kind, of] of byKind) {
         const deltas = [...of.values()];
         for (let i = 0; i < deltas.length; ) {
           const n = SIZES.find((s) => s <= deltas.length - i)!;
           const chunk = deltas.slice(i, (i += n));
-          const found = await trx.executeQuery<SourceStatsTable>(CompiledQuery.raw(sql.select(n), [kind, ...chunk.map((d) => d.key)]));
+          const found = await run<SourceStatsTable>(db, sql.select(n), [kind, ...chunk.map((d) => d.key)]);
           const existing = new Map(found.rows.map((r) => [r.key, r]));
           const values: unknown[] = [];
           for (const d of chunk) {
             const r = merge(existing.get(d.key), d);
             for (const c of COLUMNS) values.push(r[c]);
           }
-          await trx.executeQuery(CompiledQuery.raw(sql.upsert(n), values));
+          writes.push({ n, values });
         }
       }
-    });
+      await db.connection().execute(async (conn) => {
+        // SQLite: take the write lock at once, so that a busy store is waited for (busy_timeout) rather than failing.
+        await run(conn, dialect === 'sqlite' ? 'begin immediate' : 'begin');
+        try {
+          for (const w of writes) await run(conn, sql.upsert(w.n), w.values);
+          await run(conn, 'commit');
+        } catch (err) {
+          await run(conn, 'rollback').catch(() => undefined);
+          throw err;
+        }
+      });
+    } catch (err) {
+      // Nothing was written (the transaction rolled back): keep the deltas for the next flush. No event is observed
+      // while a flush runs (the analyzer's steps run one at a time), so the map is still empty here.
+      this.deltas = byKind;
+      this.size = total;
+      throw err;
+    }
     return total;
   }
 

@@ -184,6 +184,42 @@ describe('analyzer restart', () => {
   });
 });
 
+describe('a store that fails a write', () => {
+  it('keeps what it could not write and never counts an event twice', async () => {
+    const a = analyzer();
+    await put(...Array.from({ length: 10 }, (_, i) => unknownRcpt('198.51.100.60', i)));
+    await store.db.schema.alterTable('source_stats').renameTo('source_stats_away').execute();
+    await expect(a.drain()).rejects.toThrow(/source_stats/);
+    await store.db.schema.alterTable('source_stats_away').renameTo('source_stats').execute();
+    await put(...Array.from({ length: 5 }, (_, i) => unknownRcpt('198.51.100.60', 10 + i)));
+    await a.drain();
+    const row = await store.db.selectFrom('source_stats').selectAll().where('kind', '=', 'ip').where('key', '=', '198.51.100.60').executeTakeFirstOrThrow();
+    expect(Number(row.unknown_recipients)).toBe(15);
+    expect((await listPolicies(store.db)).map((p) => p.evidence.unknown)).toEqual([15]);
+    const state = await store.db.selectFrom('analyzer_state').selectAll().executeTakeFirstOrThrow();
+    expect(Number(state.last_event_id)).toBe(a.stats.cursor);
+  });
+
+  it('drops a finding that cannot be a policy instead of failing every step', async () => {
+    // A detector (a plug-in, say) that reports a target no policy can have.
+    const odd = {
+      name: 'odd',
+      types: ['smtp.connect'],
+      horizonMs: () => 0,
+      observe: () => [{ detector: 'odd', policy: { target_kind: 'ip' as const, target: 'not-an-address', action: 'block' as const, reason: 'odd' } }],
+    };
+    const a = new Analyzer({ db: store.db, dialect: 'sqlite', config: config(), log: silentLogger, extra: [odd] });
+    await put({ type: 'smtp.connect', ip: '198.51.100.61' }, ...Array.from({ length: 15 }, (_, i) => unknownRcpt('198.51.100.61', i)));
+    await a.drain();
+    expect((await listPolicies(store.db)).map((p) => p.target)).toEqual(['198.51.100.61']);
+    // A sender "x@" has no domain: a flood of it is counted against the address only.
+    const b = analyzer(config({ flood: { min_messages: 3, factor: 2 } }));
+    await put(...Array.from({ length: 4 }, () => accepted('198.51.100.62', 'x@', ['accept'])));
+    await b.drain();
+    expect((await listPolicies(store.db)).map((p) => p.target).sort()).toEqual(['198.51.100.61', '198.51.100.62']);
+  });
+});
+
 describe('networkOf', () => {
   it('gives the /24 of IPv4 and the /64 of IPv6', () => {
     expect(networkOf('192.0.2.77')).toBe('192.0.2.0/24');

@@ -60,7 +60,8 @@ describe('postern CLI', () => {
     expect(list).toContain('queue is empty');
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
-  });
+    // Two starts and three commands, each a fresh Node process compiling TypeScript: slow on a busy machine.
+  }, 90_000);
 
   it('config check names the bad key and exits 78', () => {
     const dir = tempDir();

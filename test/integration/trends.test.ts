@@ -130,14 +130,16 @@ describe('live policies', () => {
 describe('flood', () => {
   it('throttles a source far above its baseline to a few messages per window', async () => {
     pt = await startTestPostern(BASE + '\n[trends.flood]\nwindow_s = 30\nmin_messages = 20\nfactor = 10\n');
-    const r = await simulateFlood(target(pt, '127.0.8'), { messages: 120, attacker: '127.0.8.5' });
+    // The thresholds are low for a short test (20 in 30 s), so the legitimate senders go at a sane pace below them.
+    const r = await simulateFlood({ ...target(pt, '127.0.8'), legitPauseMs: 2_000 }, { messages: 120, attacker: '127.0.8.5' });
     expect(r.throttled_after_ms).not.toBeNull();
+    expect(r.legit.sent).toBeGreaterThan(0);
     expect(r.legit.accepted).toBe(r.legit.sent);
     const [p] = await policiesOn(pt, '127.0.8.5');
     expect(p).toMatchObject({ action: 'throttle', source: 'analyzer:flood', params: { rate: 2, window_s: 30 } });
     // Once throttled, at most the policy's rate more gets through in the window; the rest is deferred, not refused.
     expect(r.accepted - r.accepted_before_throttle).toBeLessThanOrEqual(2);
+    expect(r.sample_refusals).toEqual([]);
     expect(r.deferred).toBe(r.sent - r.accepted);
-    expect(r.refused).toBe(0);
   });
 });

@@ -51,7 +51,10 @@ export function floodDetector(): Detector {
       if (e.ip && !ctx.trusted(e.ip)) keys.push(['ip', plainIp(e.ip)]);
       const from = str(e.data.from);
       const at = from ? from.lastIndexOf('@') : -1;
-      if (from && at > 0) keys.push(['domain', from.slice(at + 1).toLowerCase()]);
+      // A sender's domain as the gateway saw it; one that could not be a policy target (empty, odd characters) is
+      // left to the address's count.
+      const domain = from && at > 0 ? from.slice(at + 1).toLowerCase() : '';
+      if (/^[a-z0-9\p{L}]([a-z0-9\p{L}.-]*[a-z0-9\p{L}])?$/u.test(domain)) keys.push(['domain', domain]);
       for (const [kind, key] of keys) {
         const r = step(`${kind}:${key}`, e.ts, cfg);
         const limit = Math.max(cfg.min_messages, cfg.factor * r.baseline);
