@@ -176,6 +176,15 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     acceptor,
     verifier: config.gateway.recipient_verify.enabled && config.relay.downstream ? new RecipientVerifier(config) : undefined,
     counters: live.counters,
+    history: async (ip) => {
+      const r = await store.db
+        .selectFrom('source_stats')
+        .select(['messages', 'refused', 'protocol_errors'])
+        .where('kind', '=', 'ip')
+        .where('key', '=', ip.replace(/^::ffff:/i, ''))
+        .executeTakeFirst();
+      return r && { accepted: Number(r.messages), refused: Number(r.refused), protocolErrors: Number(r.protocol_errors) };
+    },
     tls,
     onAccepted,
   });

@@ -64,6 +64,8 @@ export interface GatewayDeps {
   tls: { key: string; cert: string };
   /** Called after a message is durably accepted. */
   onAccepted(msgId: string, handoff: Handoff): void;
+  /** What the data matrix remembers of an address this process has not seen (source_stats), if anything. */
+  history?(ip: string): Promise<{ accepted: number; refused: number; protocolErrors: number } | undefined>;
 }
 
 export class Gateway {
@@ -181,6 +183,12 @@ export class Gateway {
           return { refuse: REPLY.tooManyConnections };
         }
         const trusted = this.sources.isTrusted(ip);
+        if (!trusted && this.deps.history && !this.sources.knows(ip)) {
+          // One read per new address: the greeting pause of a source known from before a restart (or from another
+          // node) follows its record. A failed read leaves it unknown.
+          const h = await this.deps.history(ip).catch(() => undefined);
+          this.sources.seed(ip, h ?? { accepted: 0, refused: 0, protocolErrors: 0 });
+        }
         const st: ConnState = {
           cid: conn.cid,
           ip,

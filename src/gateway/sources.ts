@@ -1,5 +1,6 @@
 // What the gateway remembers about each client address between connections: for the greeting pause
-// and the per-address connection cap. In-process; the data matrix keeps the durable record.
+// and the per-address connection cap. In-process; an address this process has not seen yet starts from the data
+// matrix's durable record of it (source_stats), read once.
 import { cidrContains } from '../policy/match.ts';
 
 export type SourceClass = 'trusted' | 'known_good' | 'unknown' | 'suspicious';
@@ -44,6 +45,20 @@ export class SourceBook {
     }
     r.lastSeen = Date.now();
     return r;
+  }
+
+  /** Whether the book holds a record of ip (from this process's connections or seeded from the data matrix). */
+  knows(ip: string): boolean {
+    return this.book.has(ip);
+  }
+
+  /** Starts ip's record from what the data matrix remembers of it (after a restart, or another node's traffic). */
+  seed(ip: string, h: { accepted: number; refused: number; protocolErrors: number }): void {
+    if (this.book.has(ip)) return;
+    const r = this.rec(ip);
+    r.accepted = h.accepted;
+    r.refused = h.refused;
+    r.protocolErrors = h.protocolErrors;
   }
 
   accepted(ip: string): void {

@@ -120,10 +120,15 @@ describe('live policies', () => {
     await simulateHarvest(target(pt, '127.0.7'), { distributed: false, maxRcpts: 40, after: 5, attacker: '127.0.7.8' });
     await policiesOn(pt, '127.0.7.8');
     await pt.app.close();
+    const restartedAt = Date.now();
     const again = await startTestPostern(toml, { dir, store: 'sqlite' });
     pt = again;
     expect(await rcptFrom(again, '127.0.7.8', 'alice@localhost')).toMatch(/^550 5\.7\.1/);
     expect(await rcptFrom(again, '127.0.7.9', 'alice@localhost')).toMatch(/^250/);
+    // The restarted gateway knows the harvester from the data matrix, not from memory: its greeting class says so.
+    await again.app.sink.flush();
+    const classes = await again.app.store.db.selectFrom('events').select(['ip', 'data']).where('type', '=', 'smtp.connect').where('ts', '>=', restartedAt).execute();
+    expect(Object.fromEntries(classes.map((e) => [e.ip, JSON.parse(e.data).class]))).toEqual({ '127.0.7.8': 'suspicious', '127.0.7.9': 'unknown' });
   });
 });
 
