@@ -21,7 +21,11 @@ export class HarvestGuard {
     private readonly analyzed: boolean,
   ) {
     this.windowMs = cfg.window_s * 1000;
+    // A block shorter than the bridge must not outlast its own policy.
+    this.bridgeMs = Math.min(BRIDGE_MS, cfg.ttl_s * 1000);
   }
+
+  private readonly bridgeMs: number;
 
   get enabled(): boolean {
     return this.cfg.enabled;
@@ -37,11 +41,11 @@ export class HarvestGuard {
     const w = this.windowMs;
     if ((await this.counters.count(`h:trip:${over.target}`, w)) === 0) {
       await this.counters.hit(`h:trip:${over.target}`, w);
-      await this.counters.hit(`h:bridge:${over.target}`, BRIDGE_MS);
+      await this.counters.hit(`h:bridge:${over.target}`, this.bridgeMs);
       return over;
     }
     // Tripped before: block only while the analyzer's policy may still be on its way.
-    return (await this.counters.count(`h:bridge:${over.target}`, BRIDGE_MS)) > 0 ? over : undefined;
+    return (await this.counters.count(`h:bridge:${over.target}`, this.bridgeMs)) > 0 ? over : undefined;
   }
 
   private async over(ip: string): Promise<{ scope: 'ip' | 'net'; target: string; unknown: number } | undefined> {

@@ -2,7 +2,7 @@
 // refusals, the analyzer's policies with evidence, expiry, and policies kept across a restart.
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { TEST_STORE, freshPgSchema, startTestPostern, tempDir, until, type TestPostern } from '../harness/postern.ts';
-import { simulateFlood, simulateHarvest, type SimTarget } from '../../src/trends/simulate.ts';
+import { simulateFlood, simulateHarvest, waitLifted, type SimTarget } from '../../src/trends/simulate.ts';
 import { addPolicy, listPolicies } from '../../src/policy/admin.ts';
 import { SimClient } from '../../src/trends/sim-client.ts';
 import { findTrace, renderTrace } from '../../src/cli/trace.ts';
@@ -108,6 +108,19 @@ describe('live policies', () => {
     expect(Date.now() - t0).toBeLessThan(1_500);
     await until(async () => /^250/.test(await rcptFrom(pt!, '127.0.6.9', 'alice@localhost')), 5_000, 'the expiry');
     expect(Date.now()).toBeGreaterThanOrEqual(p.expires_at!);
+  });
+
+  it('lifts a harvest block when its policy expires', async () => {
+    pt = await startTestPostern(BASE + '\n[trends.harvest]\nttl_s = 3\n');
+    const t = target(pt, '127.0.10');
+    const r = await simulateHarvest(t, { distributed: false, maxRcpts: 40, after: 5, attacker: '127.0.10.66' });
+    expect(r.unknown_revealed).toBe(15);
+    const [p] = await policiesOn(pt, '127.0.10.66');
+    expect(await rcptFrom(pt, '127.0.10.66', 'alice@localhost')).toMatch(/^550 5\.7\.1/);
+    const lifted = await waitLifted(t, '127.0.10.66', 10_000);
+    expect(lifted).not.toBeNull();
+    expect(Date.now()).toBeGreaterThanOrEqual(p.expires_at!);
+    expect((await listPolicies(pt.app.store.db, { all: true })).find((x) => x.id === p.id)!.state).toBe('expired');
   });
 
   it('keeps active policies across a restart', async () => {
