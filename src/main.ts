@@ -9,6 +9,7 @@ import { runEval } from './cli/eval.ts';
 import { runPolicies } from './cli/policies.ts';
 import { runSources } from './cli/sources.ts';
 import { runSimulate } from './cli/simulate.ts';
+import { runTrends } from './cli/trends.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -40,6 +41,7 @@ commands:
                                          what the data matrix knows of a source, and its policies
   sources list [--kind K] [--order unknown|refused|messages|last_seen] [--limit N] [--json]
                                          sources, most recently seen first
+  trends status [--limit N] [--json]     the trend analyzer: how far behind, recent findings, its policies
   simulate harvest|harvest-distributed|flood [--wait-lift S] [--json]
                                          replay an attack against a running gateway, with legitimate mail beside it
   learn --spam PATH... --ham PATH...     teach the classifier from files, folders or mbox files
@@ -62,6 +64,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runQueue(rest);
       case 'store':
         return await runStore(rest);
+      case 'trends':
+        return await runTrends(rest);
       case 'simulate':
         return await runSimulate(rest);
       case 'learn':

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configSchema, type Config } from '../config/schema.ts';
 import { silentLogger } from '../core/log.ts';
 import type { EventType } from '../core/events.ts';
@@ -15,6 +15,7 @@ import { Analyzer } from './analyzer.ts';
 import { floodDetector } from './detectors/flood.ts';
 import { Windows } from './windows.ts';
 import { networkOf } from './detector.ts';
+import { main } from '../main.ts';
 
 let dir: string;
 let store: StoreDb;
@@ -217,6 +218,28 @@ describe('a store that fails a write', () => {
     await put(...Array.from({ length: 4 }, () => accepted('198.51.100.62', 'x@', ['accept'])));
     await b.drain();
     expect((await listPolicies(store.db)).map((p) => p.target).sort()).toEqual(['198.51.100.61', '198.51.100.62']);
+  });
+});
+
+describe('postern trends status', () => {
+  it('says how far behind the analyzer is and what it found', async () => {
+    const a = new Analyzer({ db: store.db, dialect: 'sqlite', config: config(), log: silentLogger, emit: sink.emit });
+    await put(...Array.from({ length: 15 }, (_, i) => unknownRcpt('198.51.100.70', i)));
+    await a.drain();
+    await sink.flush();
+    await put(unknownRcpt('198.51.100.71', 1));
+    const file = path.join(dir, 'postern.toml');
+    fs.writeFileSync(file, `data_dir = ${JSON.stringify(dir)}\n`);
+    const lines: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((...x: unknown[]) => void lines.push(x.join(' ')));
+    try {
+      expect(await main(['trends', 'status', '--json', '--config', file])).toBe(0);
+    } finally {
+      log.mockRestore();
+    }
+    const out = JSON.parse(lines.join('\n'));
+    expect(out).toMatchObject({ enabled: true, cursor: a.stats.cursor, events_unread: 2, active_policies: { 'analyzer:harvest': 1 } });
+    expect(out.recent_findings[0]).toMatchObject({ detector: 'harvest', target: '198.51.100.70', created: true });
   });
 });
 
