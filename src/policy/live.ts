@@ -2,7 +2,8 @@
 import type { Kysely } from 'kysely';
 import type { DB } from '../store/schema.ts';
 import type { AppliedPolicy } from './action.ts';
-import { addressMatches, cidrContains } from './match.ts';
+import net from 'node:net';
+import { addressMatches } from './match.ts';
 
 export type PolicyTargetKind = 'ip' | 'cidr' | 'helo' | 'sender' | 'domain' | 'recipient' | 'cluster' | 'user';
 export type PolicyAction = 'block' | 'defer' | 'throttle' | 'tarpit' | 'redirect' | 'quarantine' | 'allow';
@@ -26,25 +27,89 @@ export interface PolicyFacts {
   user?: string;
 }
 
+/** A policy with its position in the table, so that matches come back in table order. */
+interface Indexed {
+  p: LivePolicy;
+  at: number;
+}
+
+/**
+ * The active policies, indexed by what each targets: the gateway asks at every SMTP step, and an attack can leave
+ * thousands of address and network blocks, so a lookup must not walk them all.
+ */
 export class PolicyTable {
   private policies: LivePolicy[] = [];
+  private byIp = new Map<string, Indexed[]>();
+  private byHelo = new Map<string, Indexed[]>();
+  private byDomain = new Map<string, Indexed[]>();
+  private byUser = new Map<string, Indexed[]>();
+  /** Networks with their parsed block list; address and recipient patterns, matched one by one (few). */
+  private nets: (Indexed & { list: net.BlockList })[] = [];
+  private senders: Indexed[] = [];
+  private recipients: Indexed[] = [];
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly db: Kysely<DB>) {}
 
   async load(now = Date.now()): Promise<void> {
-    const rows = await this.db.selectFrom('policies').selectAll().execute();
-    this.policies = rows
-      .filter((r) => r.expires_at === null || r.expires_at > now)
-      .map((r) => ({
+    const rows = await this.db
+      .selectFrom('policies')
+      .selectAll()
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    this.index(
+      rows.map((r) => ({
         id: r.id,
         target_kind: r.target_kind as PolicyTargetKind,
         target: r.target,
         action: r.action as PolicyAction,
         params: JSON.parse(r.params) as Record<string, unknown>,
         reason: r.reason,
-        expires_at: r.expires_at,
-      }));
+        expires_at: r.expires_at === null ? null : Number(r.expires_at),
+      })),
+    );
+  }
+
+  private index(policies: LivePolicy[]): void {
+    const byIp = new Map<string, Indexed[]>();
+    const byHelo = new Map<string, Indexed[]>();
+    const byDomain = new Map<string, Indexed[]>();
+    const byUser = new Map<string, Indexed[]>();
+    const nets: (Indexed & { list: net.BlockList })[] = [];
+    const senders: Indexed[] = [];
+    const recipients: Indexed[] = [];
+    const put = (m: Map<string, Indexed[]>, k: string, x: Indexed) => m.set(k, [...(m.get(k) ?? []), x]);
+    policies.forEach((p, at) => {
+      const x = { p, at };
+      switch (p.target_kind) {
+        case 'ip':
+          put(byIp, plain(p.target), x);
+          break;
+        case 'cidr': {
+          const list = blockList(p.target);
+          if (list) nets.push({ ...x, list });
+          break;
+        }
+        case 'helo':
+          put(byHelo, p.target.toLowerCase(), x);
+          break;
+        case 'domain':
+          put(byDomain, p.target.toLowerCase().replace(/^\*?@/, ''), x);
+          break;
+        case 'user':
+          put(byUser, p.target.toLowerCase(), x);
+          break;
+        case 'sender':
+          senders.push(x);
+          break;
+        case 'recipient':
+          recipients.push(x);
+          break;
+      }
+    });
+    Object.assign(this, { policies, byIp, byHelo, byDomain, byUser, nets, senders, recipients });
   }
 
   /** Reloads every intervalMs so a policy written by another process takes effect. */
@@ -61,35 +126,52 @@ export class PolicyTable {
     return this.policies.length;
   }
 
-  /** Policies that match the facts known so far, unexpired. */
+  /** Policies that match the facts known so far, unexpired, in table order. */
   match(f: PolicyFacts, now = Date.now()): LivePolicy[] {
     if (!this.policies.length) return [];
-    return this.policies.filter((p) => {
-      if (p.expires_at !== null && p.expires_at <= now) return false;
-      switch (p.target_kind) {
-        case 'ip':
-          return f.ip !== undefined && f.ip.replace(/^::ffff:/i, '') === p.target;
-        case 'cidr':
-          return f.ip !== undefined && cidrContains(p.target, f.ip);
-        case 'helo':
-          return f.helo !== undefined && f.helo.toLowerCase() === p.target.toLowerCase();
-        case 'sender':
-          return f.sender !== undefined && addressMatches(p.target, f.sender);
-        case 'domain':
-          return f.sender !== undefined && addressMatches('*@' + p.target.replace(/^\*?@/, ''), f.sender);
-        case 'recipient':
-          // A backscatter policy holds only bounces (null sender) to the recipient.
-          if (p.params.null_sender === true && f.sender !== '') return false;
-          return f.recipient !== undefined && addressMatches(p.target, f.recipient);
-        case 'user':
-          return f.user !== undefined && f.user.toLowerCase() === p.target.toLowerCase();
-        default:
-          return false;
+    const hits: Indexed[] = [];
+    if (f.ip !== undefined) {
+      const ip = plain(f.ip);
+      hits.push(...(this.byIp.get(ip) ?? []));
+      if (this.nets.length) {
+        const family = net.isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+        for (const n of this.nets) if (n.list.check(ip, family)) hits.push(n);
       }
-    });
+    }
+    if (f.helo !== undefined) hits.push(...(this.byHelo.get(f.helo.toLowerCase()) ?? []));
+    if (f.sender !== undefined) {
+      const at = f.sender.lastIndexOf('@');
+      if (at >= 0) hits.push(...(this.byDomain.get(f.sender.slice(at + 1).toLowerCase()) ?? []));
+      for (const x of this.senders) if (addressMatches(x.p.target, f.sender)) hits.push(x);
+    }
+    if (f.recipient !== undefined) {
+      for (const x of this.recipients) {
+        // A backscatter policy holds only bounces (null sender) to the recipient.
+        if (x.p.params.null_sender === true && f.sender !== '') continue;
+        if (addressMatches(x.p.target, f.recipient)) hits.push(x);
+      }
+    }
+    if (f.user !== undefined) hits.push(...(this.byUser.get(f.user.toLowerCase()) ?? []));
+    if (hits.length > 1) hits.sort((a, b) => a.at - b.at);
+    return hits.filter((x) => x.p.expires_at === null || x.p.expires_at > now).map((x) => x.p);
   }
 
   static applied(p: LivePolicy): AppliedPolicy {
     return { id: p.id, target_kind: p.target_kind, target: p.target, action: p.action, reason: p.reason };
+  }
+}
+
+const plain = (ip: string): string => ip.replace(/^::ffff:/i, '');
+
+function blockList(cidr: string): net.BlockList | undefined {
+  const [base, bitsText] = cidr.split('/');
+  const family = net.isIP(base);
+  if (!family) return undefined;
+  const list = new net.BlockList();
+  try {
+    list.addSubnet(base, bitsText === undefined ? (family === 4 ? 32 : 128) : Number(bitsText), family === 4 ? 'ipv4' : 'ipv6');
+    return list;
+  } catch {
+    return undefined;
   }
 }
