@@ -1,6 +1,7 @@
 // Per-source metadata of the data matrix (table source_stats): for each address, network, HELO name, sender domain
-// and sender, what it has sent and what became of it. The analyzer folds each batch of events into deltas here and
-// writes them in one transaction.
+// and sender, what it has sent and what became of it. The analyzer folds events into deltas here and writes them,
+// with its cursor, in one transaction.
+import type Database from 'better-sqlite3';
 import { CompiledQuery, type Kysely } from 'kysely';
 import type { Dialect } from '../store/db.ts';
 import type { DB, SourceStatsTable } from '../store/schema.ts';
@@ -56,6 +57,17 @@ const COLUMNS = [
  */
 const SIZES = [500, 100, 20, 5, 1];
 
+/** The analyzer's position, written in the same transaction as the metadata of the events up to it. */
+export interface Cursor {
+  id: number;
+  now: number;
+}
+
+const CURSOR_SQL = {
+  sqlite: 'insert into "analyzer_state" ("id", "last_event_id", "updated_at") values (1, ?, ?) on conflict ("id") do update set "last_event_id" = excluded."last_event_id", "updated_at" = excluded."updated_at"',
+  postgres: 'insert into "analyzer_state" ("id", "last_event_id", "updated_at") values (1, $1, $2) on conflict ("id") do update set "last_event_id" = excluded."last_event_id", "updated_at" = excluded."updated_at"',
+};
+
 const cache: Partial<Record<Dialect, { select(n: number): string; upsert(n: number): string }>> = {};
 /** The select and the upsert of n rows, as SQL text for the dialect (built on first use). */
 const statements = (dialect: Dialect) => (cache[dialect] ??= build(dialect));
@@ -100,8 +112,8 @@ export class SourceStats {
   private deltas = new Map<string, Map<string, Delta>>();
   private size = 0;
   /** Connection → HELO name and message → its source, so later events can be charged to them (bounded). */
-  private readonly helos = new Map<string, string>();
-  private readonly msgs = new Map<string, { ip: string | null; from: string; helo?: string }>();
+  private readonly helos = new Memo<string>();
+  private readonly msgs = new Memo<{ ip: string | null; from: string; helo?: string }>();
 
   get pending(): number {
     return this.size;
@@ -118,7 +130,7 @@ export class SourceStats {
       case 'smtp.helo': {
         const name = str(e.data.helo)?.toLowerCase();
         if (!name) break;
-        if (e.conn_id) remember(this.helos, e.conn_id, name);
+        if (e.conn_id) this.helos.set(e.conn_id, name);
         this.bump(e.ts, 'helo', name, CONNECTION);
         break;
       }
@@ -140,7 +152,7 @@ export class SourceStats {
         for (const r of rcpts) actions[String(r.action)] = (actions[String(r.action)] ?? 0) + 1;
         const score = typeof e.data.score === 'number' ? e.data.score : undefined;
         this.charge(e.ts, ip, from, helo, { messages: 1, quarantined: actions.quarantine ?? 0 }, score, actions);
-        if (e.msg_id) remember(this.msgs, e.msg_id, { ip: ip ?? null, from: from ?? '', helo });
+        if (e.msg_id) this.msgs.set(e.msg_id, { ip: ip ?? null, from: from ?? '', helo });
         break;
       }
       case 'relay.delivered': {
@@ -153,9 +165,12 @@ export class SourceStats {
     }
   }
 
-  /** Writes the deltas gathered so far (merged into existing rows) and clears them. */
-  async flush(db: Kysely<DB>, dialect: Dialect): Promise<number> {
-    if (!this.size) return 0;
+  /**
+   * Writes the deltas gathered so far (merged into existing rows) and clears them; with a cursor, writes it in the
+   * same transaction, even when there are no deltas.
+   */
+  async flush(db: Kysely<DB>, dialect: Dialect, cursor?: Cursor): Promise<number> {
+    if (!this.size && !cursor) return 0;
     const byKind = this.deltas;
     const total = this.size;
     this.deltas = new Map();
@@ -187,6 +202,7 @@ export class SourceStats {
         await run(conn, dialect === 'sqlite' ? 'begin immediate' : 'begin');
         try {
           for (const w of writes) await run(conn, sql.upsert(w.n), w.values);
+          if (cursor) await run(conn, CURSOR_SQL[dialect], [cursor.id, cursor.now]);
           await run(conn, 'commit');
         } catch (err) {
           await run(conn, 'rollback').catch(() => undefined);
@@ -200,6 +216,21 @@ export class SourceStats {
       this.size = total;
       throw err;
     }
+    return total;
+  }
+
+  /**
+   * flush() for SQLite through its own handle: one synchronous `begin immediate` transaction of upserts that merge
+   * in SQL, so nothing is read first and no round trip through Kysely is made. The analyzer is the only writer of
+   * source_stats, so the merge is the same as flush()'s.
+   */
+  flushSqlite(sqlite: Database.Database, cursor?: Cursor): number {
+    if (!this.size && !cursor) return 0;
+    const w = sqliteWriter(sqlite);
+    const total = this.size;
+    w.write(this.deltas, cursor);
+    this.deltas = new Map();
+    this.size = 0;
     return total;
   }
 
@@ -241,9 +272,97 @@ export class SourceStats {
   }
 }
 
-function remember<V>(m: Map<string, V>, k: string, v: V): void {
-  if (m.size >= MEMO) m.delete(m.keys().next().value as string);
-  m.set(k, v);
+interface SqliteWriter {
+  write(deltas: Map<string, Map<string, Delta>>, cursor?: Cursor): void;
+}
+
+const writers = new WeakMap<Database.Database, SqliteWriter>();
+
+/** The prepared statements and the transaction of flushSqlite, once per handle. */
+function sqliteWriter(sqlite: Database.Database): SqliteWriter {
+  let w = writers.get(sqlite);
+  if (w) return w;
+  // Sums the counts of two JSON objects exactly as addJson does, so a row merged in SQL is byte for byte the same.
+  sqlite.function('postern_add_json', { deterministic: true }, (a: unknown, b: unknown) => addJson(a as string, JSON.parse(b as string) as Record<string, number>));
+  const q = (c: string) => `"${c}"`;
+  const merge = COLUMNS.slice(2).map((c) => {
+    const cur = `"source_stats".${q(c)}`;
+    const next = `excluded.${q(c)}`;
+    const v = c === 'first_seen' ? `min(${cur}, ${next})` : c === 'last_seen' ? `max(${cur}, ${next})` : c === 'score_hist' || c === 'actions' ? `postern_add_json(${cur}, ${next})` : `${cur} + ${next}`;
+    return `${q(c)} = ${v}`;
+  });
+  const statements = new Map<number, Database.Statement>();
+  const upsert = (n: number) => {
+    let st = statements.get(n);
+    if (!st) {
+      const rows = Array.from({ length: n }, () => `(${COLUMNS.map(() => '?').join(', ')})`);
+      st = sqlite.prepare(`insert into "source_stats" (${COLUMNS.map(q).join(', ')}) values ${rows.join(', ')} on conflict ("kind", "key") do update set ${merge.join(', ')}`);
+      statements.set(n, st);
+    }
+    return st;
+  };
+  const cursorSt = sqlite.prepare(CURSOR_SQL.sqlite);
+  const tx = sqlite.transaction((writes: { n: number; values: unknown[] }[], cursor?: Cursor) => {
+    for (const x of writes) upsert(x.n).run(x.values);
+    if (cursor) cursorSt.run(cursor.id, cursor.now);
+  });
+  w = {
+    write(byKind, cursor) {
+      // The parameters are built before the transaction, which holds the write lock (the gateway's event sink waits
+      // for it) only while SQLite works.
+      const writes: { n: number; values: unknown[] }[] = [];
+      for (const of of byKind.values()) {
+        const deltas = [...of.values()];
+        for (let i = 0; i < deltas.length; ) {
+          const n = SIZES.find((s) => s <= deltas.length - i)!;
+          const values: unknown[] = [];
+          for (const d of deltas.slice(i, (i += n))) values.push(...row(d));
+          writes.push({ n, values });
+        }
+      }
+      // begin immediate: take the write lock at once, so that a busy store is waited for (busy_timeout), not failed.
+      tx.immediate(writes, cursor);
+    },
+  };
+  writers.set(sqlite, w);
+  return w;
+}
+
+/** A delta as the row it is when nothing is stored yet, in COLUMNS order. */
+function row(d: Delta): unknown[] {
+  const c = d.counts;
+  return [
+    d.kind, d.key, d.first, d.last, c.connections ?? 0, c.messages ?? 0, c.recipients ?? 0, c.unknown_recipients ?? 0, c.refused ?? 0,
+    c.quarantined ?? 0, c.delivered ?? 0, c.protocol_errors ?? 0, d.scoreSum, d.scoreN, JSON.stringify(d.hist), JSON.stringify(d.actions),
+  ];
+}
+
+/**
+ * A map of at most MEMO keys that forgets the oldest inserted first. The order is kept in an array of its own:
+ * taking the first key of a Map from which the first keys were deleted walks over their holes until V8 rehashes
+ * it, which at 50,000 keys and a delete per event cost more than all the rest of the metadata.
+ */
+class Memo<V> {
+  private readonly map = new Map<string, V>();
+  private order: string[] = [];
+  private head = 0;
+
+  get(k: string): V | undefined {
+    return this.map.get(k);
+  }
+
+  set(k: string, v: V): void {
+    if (this.map.size >= MEMO) {
+      this.map.delete(this.order[this.head++]);
+      if (this.head >= MEMO) {
+        this.order = this.order.slice(this.head);
+        this.head = 0;
+      }
+    }
+    // A key set again keeps its place, as in a Map.
+    if (!this.map.has(k)) this.order.push(k);
+    this.map.set(k, v);
+  }
 }
 
 function addJson(a: string | undefined, b: Record<string, number>): string {

@@ -34,6 +34,8 @@ const leading = lead(data.config.store.url, data.password, log, abort.signal);
 const analyzer = new Analyzer({
   db: store.db,
   dialect: store.dialect,
+  // SQLite: the hot reads and writes run as prepared statements on the store's handle.
+  sqlite: store.sqlite,
   config: data.config,
   log,
   emit: sink.emit,
