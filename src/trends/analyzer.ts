@@ -21,8 +21,9 @@ const BATCH = 5_000;
 /** A finding for a target already written this recently only refreshes nothing: the policy stands. */
 const REFIRE_MS = 30_000;
 /**
- * On PostgreSQL several nodes insert events at once and ids are not committed in order; the analyzer reads only
- * events this old, so that an event with a smaller id cannot still be on its way. SQLite has one writer: no wait.
+ * On PostgreSQL several nodes insert events at once, and neither ids nor times follow commit order: the analyzer
+ * reads, in id order, only up to the first event younger than this, so that an event with a smaller id cannot still
+ * be on its way. SQLite has one writer: no wait.
  */
 const PG_SETTLE_MS = 1_000;
 /**
@@ -256,8 +257,14 @@ export class Analyzer {
       .where('id', '>', after)
       .where('type', 'in', this.types);
     if (upTo !== undefined) q = q.where('id', '<=', upTo);
-    if (this.o.dialect === 'postgres') q = q.where('ts', '<', Date.now() - PG_SETTLE_MS);
-    const rows = await q.orderBy('id').limit(BATCH).execute();
+    let rows = await q.orderBy('id').limit(BATCH).execute();
+    if (this.o.dialect === 'postgres') {
+      // Stop at the first event that is not old enough, in id order. Filtering on time instead would skip an
+      // event with a smaller id and a later time (another node's sink inserted it first) for ever.
+      const young = Date.now() - PG_SETTLE_MS;
+      const cut = rows.findIndex((r) => Number(r.ts) >= young);
+      if (cut >= 0) rows = rows.slice(0, cut);
+    }
     return rows.map((r) => ({ id: Number(r.id), ts: Number(r.ts), type: r.type, ip: r.ip, conn_id: r.conn_id, msg_id: r.msg_id, data: parse(r.data) }));
   }
 
