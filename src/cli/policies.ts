@@ -47,6 +47,14 @@ export class UsageError extends Error {
   }
 }
 
+/** A command's bad input (its own or node's argument parser's): the message, the usage when it helps, exit 64. */
+export function usageFailure(err: unknown, usage: string): number {
+  const e = err as Error & { code?: string };
+  if (!(e instanceof UsageError) && !e.code?.startsWith('ERR_PARSE_ARGS')) throw err;
+  console.error(`postern: ${e.message}${e instanceof UsageError && !e.showUsage ? '' : `\n\n${usage}`}`);
+  return 64;
+}
+
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** "500ms", "90s", "30m", "1h", "7d" (a bare number is seconds) in milliseconds; "never" is null. */
@@ -222,11 +230,6 @@ export async function runPolicies(argv: string[]): Promise<number> {
       }
     });
   } catch (err) {
-    const e = err as Error & { code?: string };
-    if (e instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`postern: ${e.message}${e instanceof UsageError && !e.showUsage ? '' : `\n\n${USAGE}`}`);
-      return 64;
-    }
-    throw err;
+    return usageFailure(err, USAGE);
   }
 }

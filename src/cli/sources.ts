@@ -3,7 +3,7 @@
 import { args, fmtTime, load, withStore } from './common.ts';
 import { getSource, listPolicies, listSources, sourceKind, type PolicyRow, type SourceRow } from '../policy/admin.ts';
 import { PolicyTable, type PolicyFacts } from '../policy/live.ts';
-import { expiry, outline, span, table, UsageError } from './policies.ts';
+import { expiry, outline, span, table, UsageError, usageFailure } from './policies.ts';
 
 const USAGE = `usage: postern sources show <ip|cidr|helo|sender|domain> <key> [--json]
        postern sources list [--kind K] [--order last_seen|unknown|refused|messages] [--limit N] [--json]`;
@@ -93,11 +93,6 @@ export async function runSources(argv: string[]): Promise<number> {
       return 0;
     });
   } catch (err) {
-    const e = err as Error & { code?: string };
-    if (e instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`postern: ${e.message}${e instanceof UsageError && !e.showUsage ? '' : `\n\n${USAGE}`}`);
-      return 64;
-    }
-    throw err;
+    return usageFailure(err, USAGE);
   }
 }
