@@ -27,6 +27,7 @@ import { Upkeep } from './store/upkeep.ts';
 import { openLive } from './matrix/open-live.ts';
 import type { Live } from './matrix/live.ts';
 import { startAnalyzerThread, type AnalyzerThread } from './trends/thread.ts';
+import { QuarantineService } from './quarantine/service.ts';
 
 export interface Postern {
   /** Where SMTP listens; port 0 when this process runs no gateway. */
@@ -46,6 +47,8 @@ export interface Postern {
   /** The trend analyzer's worker thread, in the process that owns the store's writes. */
   analyzer: AnalyzerThread | null;
   policies: PolicyTable;
+  /** Quarantine operations (release, delete, lists, reports), for the CLI, the HTTP pages and the API. */
+  quarantine: QuarantineService;
   close(): Promise<void>;
 }
 
@@ -125,6 +128,28 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     });
     upkeep.start();
   }
+  const quarantine = new QuarantineService({
+    db: store.db,
+    blobs,
+    spool,
+    config,
+    emit,
+    durable: () => store.durable(),
+    submit: relay ? (id) => relay?.submit(id) : undefined,
+  });
+  // Expired quarantined mail is deleted by the store's writer, on its own interval.
+  let purgeTimer: NodeJS.Timeout | null = null;
+  if (roles.relay) {
+    const qlog = log.child({ component: 'quarantine' });
+    const purge = () =>
+      quarantine
+        .purge()
+        .then((r) => r.removed && qlog.info(r, 'purged quarantine entries past their retention'))
+        .catch((err: Error) => qlog.warn({ err: err.message }, 'quarantine purge failed'));
+    void purge();
+    purgeTimer = setInterval(purge, config.quarantine.purge_interval_s * 1000);
+    purgeTimer.unref();
+  }
   // The analyzer runs beside the store's writer: the single process, or a cluster's primary.
   let analyzer: AnalyzerThread | null = null;
   if (roles.relay && config.trends.enabled) {
@@ -153,7 +178,9 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       live,
       analyzer,
       policies,
+      quarantine,
       async close() {
+        if (purgeTimer) clearInterval(purgeTimer);
         await upkeep?.stop();
         await analyzer?.stop();
         await relay?.stop();
@@ -206,9 +233,11 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     live,
     analyzer,
     policies,
+    quarantine,
     async close() {
       if (closed) return;
       closed = true;
+      if (purgeTimer) clearInterval(purgeTimer);
       await gateway.close();
       await upkeep?.stop();
       await analyzer?.stop();

@@ -202,7 +202,45 @@ const policy = z.strictObject({
 });
 
 const quarantine = z.strictObject({
-  retention_days: d(z.number().int().min(1).default(30), 'Days quarantined mail is kept.'),
+  retention_days: d(z.number().int().min(1).default(30), 'Days quarantined mail is kept; then it is deleted by the purge job.'),
+  purge_interval_s: d(z.number().int().min(10).default(3_600), 'How often expired quarantined mail is deleted.'),
+  link_ttl_days: d(z.number().int().min(1).max(90).default(14), 'Days a link in a digest stays valid.'),
+  link_secret: secret.optional().meta({
+    description:
+      'Key that signs quarantine links (HMAC-SHA256), at least 32 characters, e.g. { env = "POSTERN_LINK_SECRET" }; the same on every node. Unset: a random key generated once in data_dir/keys/quarantine.key.',
+  }),
+  session_ttl_h: d(
+    z.number().int().min(1).max(720).default(24),
+    'Hours a recipient\'s quarantine page stays open after they came in through a digest link.',
+  ),
+  digest: z
+    .strictObject({
+      enabled: d(z.boolean().default(true), 'Send each recipient a digest of what was held for them since the last one.'),
+      schedule: d(
+        z.string().min(1).default('0 8 * * 1-5'),
+        'When digests go out: a cron expression (minute hour day-of-month month day-of-week), weekdays at 08:00 by default.',
+      ),
+      timezone: d(z.string().min(1).default('UTC'), 'IANA time zone the schedule is read in, e.g. "Europe/Berlin".'),
+      from: d(
+        z.string().default(''),
+        'Sender address of digests; empty for postmaster@ the first of gateway.domains.',
+      ),
+      max_entries: d(z.number().int().min(1).max(1_000).default(200), 'Most entries listed in one digest; the rest are on the quarantine page.'),
+    })
+    .prefault({}),
+});
+
+// The HTTP server: quarantine links and pages now, the monitoring center's API and dashboard (center/).
+const web = z.strictObject({
+  enabled: d(z.boolean().default(true), 'Run the HTTP server under postern start.'),
+  listen: d(listenAddress.default('127.0.0.1:8025'), 'Address the HTTP server binds to.'),
+  public_url: d(
+    z.string().regex(/^https?:\/\/[^/\s]+(\/[^\s]*)?$/, 'expected an absolute http(s) URL such as "https://mail-gw.example.com"').or(z.literal('')).default(''),
+    'Base URL of the links in digests, as users reach the server (behind a proxy: its address); empty for http://LISTEN.',
+  ),
+  api_token: secret.optional().meta({
+    description: 'Bearer token of the admin API under /api/v1 (until accounts exist), e.g. { env = "POSTERN_API_TOKEN" }. Unset: the API answers 401.',
+  }),
 });
 
 const store = z.strictObject({
@@ -307,6 +345,7 @@ export const configSchema = z.strictObject({
   analysis: analysis.prefault({}),
   policy: policy.prefault({}),
   quarantine: quarantine.prefault({}),
+  web: web.prefault({}),
   store: store.prefault({}),
   matrix: matrix.prefault({}),
   trends: trends.prefault({}),

@@ -57,7 +57,14 @@ const whole = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().m
 
 // The gateway holds a reply at most 30 s for a tarpit (MAX_TARPIT_MS in gateway/server.ts); more is never applied.
 // null_sender: a recipient policy that applies only to bounces (the backscatter detector's).
-const common = { null_sender: z.boolean().optional() };
+// for: the recipients a policy is scoped to ("user@domain" or "*@domain"): a user's or a domain's own allow or
+// block of a sender, from the quarantine. Without it a policy applies to every recipient.
+const scope = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((s) => (s.startsWith('*@') ? isDomain(s.slice(2)) : isAddress(s)), 'must be a mail address or *@domain');
+const common = { null_sender: z.boolean().optional(), for: scope.optional() };
 const PARAMS: Record<PolicyAction, z.ZodType<Record<string, unknown>>> = {
   throttle: z.strictObject({ ...common, rate: whole(1), window_s: whole(1) }),
   tarpit: z.strictObject({ ...common, delay_ms: whole(1, 30_000).optional() }),
@@ -103,6 +110,9 @@ function validate(p: unknown): PolicyInput {
   if (!params.success) throw new Error(params.error.issues.map((i) => describeIssue({ ...i, path: ['params', ...i.path] }, `a parameter of action ${v.action}`)).join('; '));
   if (params.data.null_sender !== undefined && v.target_kind !== 'recipient') {
     throw new Error(`params.null_sender applies only to recipient targets, not ${v.target_kind}`);
+  }
+  if (params.data.for !== undefined && !['sender', 'domain', 'ip', 'cidr', 'helo'].includes(v.target_kind)) {
+    throw new Error(`params.for scopes a source's policy to recipients; it does not apply to ${v.target_kind} targets`);
   }
   return { ...v, target, params: params.data };
 }

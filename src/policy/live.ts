@@ -153,7 +153,7 @@ export class PolicyTable {
     }
     if (f.user !== undefined) hits.push(...(this.byUser.get(f.user.toLowerCase()) ?? []));
     if (hits.length > 1) hits.sort((a, b) => a.at - b.at);
-    return hits.filter((x) => x.p.expires_at === null || x.p.expires_at > now).map((x) => x.p);
+    return hits.filter((x) => (x.p.expires_at === null || x.p.expires_at > now) && inScope(x.p, f.recipient)).map((x) => x.p);
   }
 
   static applied(p: LivePolicy): AppliedPolicy {
@@ -174,4 +174,11 @@ function blockList(cidr: string): net.BlockList | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A policy scoped to some recipients (params.for) applies only when the recipient is known and one of them. */
+function inScope(p: LivePolicy, recipient: string | undefined): boolean {
+  const scope = p.params.for;
+  if (typeof scope !== 'string') return true;
+  return recipient !== undefined && addressMatches(scope, recipient);
 }

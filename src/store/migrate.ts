@@ -82,7 +82,14 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .addColumn('created_at', big, (c) => c.notNull())
     .addColumn('expires_at', big, (c) => c.notNull())
     .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('policy', 'text', (c) => c.notNull().defaultTo('[]'))
+    .addColumn('acted_at', big)
+    .addColumn('acted_by', 'text')
     .execute();
+  // Stores made before these columns existed get them added.
+  await addMissingColumn(db, 'quarantine', 'policy', `text not null default '[]'`);
+  await addMissingColumn(db, 'quarantine', 'acted_at', big);
+  await addMissingColumn(db, 'quarantine', 'acted_by', 'text');
   const idx: [string, keyof DB, string[]][] = [
     ['messages_message_id', 'messages', ['message_id']],
     ['messages_status', 'messages', ['status']],
@@ -164,11 +171,59 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .addColumn('ips', big, (c) => c.notNull())
     .addPrimaryKeyConstraint('event_rollups_pk', ['hour', 'type'])
     .execute();
+  // The quarantine's links and digests (quarantine/tokens.ts, quarantine/digest.ts).
+  await db.schema
+    .createTable('quarantine_tokens')
+    .ifNotExists()
+    .addColumn('nonce', 'text', (c) => c.primaryKey())
+    .addColumn('action', 'text', (c) => c.notNull())
+    .addColumn('quarantine_id', 'text', (c) => c.notNull())
+    .addColumn('used_at', big, (c) => c.notNull())
+    .addColumn('expires_at', big, (c) => c.notNull())
+    .execute();
+  await db.schema
+    .createTable('digest_state')
+    .ifNotExists()
+    .addColumn('rcpt', 'text', (c) => c.primaryKey())
+    .addColumn('last_sent_at', big, (c) => c.notNull())
+    .addColumn('last_count', 'integer', (c) => c.notNull())
+    .execute();
+  // What outbound mail teaches about the organisation's correspondents (analysis/checks/business).
+  await db.schema
+    .createTable('correspondents')
+    .ifNotExists()
+    .addColumn('internal', 'text', (c) => c.notNull())
+    .addColumn('external', 'text', (c) => c.notNull())
+    .addColumn('messages', big, (c) => c.notNull())
+    .addColumn('first_seen', big, (c) => c.notNull())
+    .addColumn('last_seen', big, (c) => c.notNull())
+    .addPrimaryKeyConstraint('correspondents_pk', ['internal', 'external'])
+    .execute();
+  await db.schema
+    .createTable('sent_messages')
+    .ifNotExists()
+    .addColumn('message_id', 'text', (c) => c.primaryKey())
+    .addColumn('sender', 'text', (c) => c.notNull())
+    .addColumn('recipients', 'text', (c) => c.notNull())
+    .addColumn('sent_at', big, (c) => c.notNull())
+    .execute();
   const idx2: [string, keyof DB, string[]][] = [
+    ['quarantine_status', 'quarantine', ['status', 'expires_at']],
+    ['correspondents_external', 'correspondents', ['external']],
+    ['sent_messages_at', 'sent_messages', ['sent_at']],
     ['policies_target', 'policies', ['target_kind', 'target']],
     ['source_stats_seen', 'source_stats', ['last_seen']],
   ];
   for (const [name, table, cols] of idx2) {
     await db.schema.createIndex(name).ifNotExists().on(table).columns(cols).execute();
+  }
+}
+
+/** Adds a column to a table created before it existed; a no-op when it is there. */
+async function addMissingColumn(db: Kysely<DB>, table: keyof DB, column: string, type: string): Promise<void> {
+  try {
+    await sql`alter table ${sql.table(table)} add column ${sql.ref(column)} ${sql.raw(type)}`.execute(db);
+  } catch (err) {
+    if (!/duplicate column|already exists/i.test((err as Error).message)) throw err;
   }
 }

@@ -76,7 +76,47 @@ export interface QuarantineTable {
   size: number;
   created_at: number;
   expires_at: number;
+  /** held | released | deleted | expired */
   status: string;
+  /** JSON: ids of the live policies that applied to this recipient's decision. */
+  policy: string;
+  /** When the copy was released, deleted or expired, and by whom ("cli:root", "link", "admin:NAME", "purge"). */
+  acted_at: number | null;
+  acted_by: string | null;
+}
+
+/** Single-use quarantine link tokens that were spent (release, delete), kept until the token would have expired. */
+export interface QuarantineTokensTable {
+  /** The token's nonce. */
+  nonce: string;
+  action: string;
+  quarantine_id: string;
+  used_at: number;
+  expires_at: number;
+}
+
+/** When each recipient was last sent a quarantine digest. */
+export interface DigestStateTable {
+  rcpt: string;
+  last_sent_at: number;
+  last_count: number;
+}
+
+/** Pairs of (internal sender, external recipient) learned from outbound mail: the organisation's correspondents. */
+export interface CorrespondentsTable {
+  internal: string;
+  external: string;
+  messages: number;
+  first_seen: number;
+  last_seen: number;
+}
+
+/** Message-IDs of outbound mail, so that a reply to one can be recognised (In-Reply-To, References). */
+export interface SentMessagesTable {
+  message_id: string;
+  sender: string;
+  recipients: string;
+  sent_at: number;
 }
 
 /** Learned token counts of the statistical classifier (analysis/bayes). */
@@ -152,6 +192,10 @@ export interface DB {
   events: EventsTable;
   policies: PoliciesTable;
   quarantine: QuarantineTable;
+  quarantine_tokens: QuarantineTokensTable;
+  digest_state: DigestStateTable;
+  correspondents: CorrespondentsTable;
+  sent_messages: SentMessagesTable;
   bayes_tokens: BayesTokensTable;
   bayes_learned: BayesLearnedTable;
   bayes_state: BayesStateTable;

@@ -75,7 +75,7 @@ async function seed(s: StoreDb, now: number): Promise<void> {
     .execute();
   await s.db
     .insertInto('quarantine')
-    .values({ id: 'Q1', msg_id: 'OLDQUAR', rcpt: 'u@localhost', blob: 'b', reason: 'score', score: 9, symbols: '[]', sender: 'a@example.org', subject: 's', size: 1, created_at: now - 40 * DAY, expires_at: now + DAY, status: 'held' })
+    .values({ id: 'Q1', msg_id: 'OLDQUAR', rcpt: 'u@localhost', blob: 'b', reason: 'score', score: 9, symbols: '[]', sender: 'a@example.org', subject: 's', size: 1, created_at: now - 40 * DAY, expires_at: now + DAY, status: 'held', policy: '[]', acted_at: null, acted_by: null })
     .execute();
   // 4,500 old events (more than two batches) and 3 recent ones.
   const old = Array.from({ length: 4500 }, (_, i) => ({ ts: now - 31 * DAY - i, type: 'smtp.connect', ip: '192.0.2.1', conn_id: 'C1', msg_id: null, data: '{}' }));

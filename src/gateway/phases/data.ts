@@ -196,6 +196,9 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
       created_at: now,
       expires_at: now + config.quarantine.retention_days * 86_400_000,
       status: 'held',
+      policy: JSON.stringify(d.policies.map((p) => p.id)),
+      acted_at: null,
+      acted_by: null,
     }));
   const message = {
     id,
