@@ -28,6 +28,13 @@ import { openLive } from './matrix/open-live.ts';
 import type { Live } from './matrix/live.ts';
 import { startAnalyzerThread, type AnalyzerThread } from './trends/thread.ts';
 import { QuarantineService } from './quarantine/service.ts';
+import { CorrespondentBook, purgeSent } from './outbound/correspondents.ts';
+import { OutboundListener } from './outbound/server.ts';
+import { linkSigner, type LinkSigner } from './quarantine/tokens.ts';
+import { startWeb, type WebServer } from './center/server.ts';
+import { runDigests, startDigestSchedule, type DigestRun, type DigestSchedule } from './quarantine/digest.ts';
+import { publicBase } from './quarantine/links.ts';
+import { ImapProxy } from './monitor/imap/proxy.ts';
 
 export interface Postern {
   /** Where SMTP listens; port 0 when this process runs no gateway. */
@@ -49,6 +56,18 @@ export interface Postern {
   policies: PolicyTable;
   /** Quarantine operations (release, delete, lists, reports), for the CLI, the HTTP pages and the API. */
   quarantine: QuarantineService;
+  /** Where the outbound listener listens; null when it does not run in this process. */
+  outbound: { host: string; port: number } | null;
+  /** The learned correspondents the business check reads. */
+  correspondents: CorrespondentBook;
+  /** Signs and verifies quarantine links (digests, the link pages). */
+  signer: LinkSigner;
+  /** The HTTP server (quarantine links and pages, the API); null when web.enabled is off or this process has no relay. */
+  web: { host: string; port: number; url: string } | null;
+  /** Quarantine digests sent now (what the schedule does), with the links this process serves. */
+  digests: { run(opts?: { recipient?: string; now?: number }): Promise<DigestRun> };
+  /** Where the monitor proxy listens; imap is null when monitor.imap is off or this process runs no gateway. */
+  monitor: { imap: { host: string; port: number; tlsPort: number | null } | null };
   close(): Promise<void>;
 }
 
@@ -56,6 +75,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Overrides gateway.listen (tests use port 0). */
   listen?: { host: string; port: number };
+  /** Overrides outbound.listen (tests use port 0). */
+  outboundListen?: { host: string; port: number };
   relayPollMs?: number;
   /** Which parts run here; both by default. A cluster primary runs the relay, its workers the gateway. */
   roles?: { gateway: boolean; relay: boolean };
@@ -69,6 +90,11 @@ export interface StartOptions {
   forwardEvents?: (events: PosternEvent[]) => void;
   /** Told of every policy change the analyzer of this process makes (a cluster primary tells its workers). */
   onPolicyChange?: () => void;
+  /** Overrides web.listen (tests use port 0). */
+  webListen?: { host: string; port: number };
+  /** Override monitor.imap.listen and listen_tls (tests use port 0). */
+  imapListen?: { host: string; port: number };
+  imapTlsListen?: { host: string; port: number };
 }
 
 export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Postern> {
@@ -86,6 +112,12 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const bayes = new BayesService(store.db, (err) => analysisLog.warn({ err: err.message }, 'bayes model reload failed'));
   await bayes.load();
   bayes.watch((options.get('bayes') as { reload_interval_ms?: number } | undefined)?.reload_interval_ms ?? 5_000);
+  // The correspondents learned from outbound mail, in memory; topped up from the store as other processes learn.
+  const correspondents = new CorrespondentBook(store.db, { sentRetentionMs: config.outbound.sent_retention_days * 86_400_000 }, (err) =>
+    analysisLog.warn({ err: err.message }, 'correspondents reload failed'),
+  );
+  await correspondents.load();
+  correspondents.watch(5_000);
   const runner = new Runner({
     checks,
     options,
@@ -93,7 +125,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     timeoutMs: config.analysis.check_timeout_ms,
     log: analysisLog,
     emit,
-    services: { bayes },
+    services: { bayes, correspondents },
   });
   const policies = new PolicyTable(store.db);
   await policies.load();
@@ -150,6 +182,18 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     purgeTimer = setInterval(purge, config.quarantine.purge_interval_s * 1000);
     purgeTimer.unref();
   }
+  // Sent Message-IDs past outbound.sent_retention_days are deleted by the store's writer, hourly.
+  let sentPurgeTimer: NodeJS.Timeout | null = null;
+  if (roles.relay) {
+    const olog = log.child({ component: 'outbound' });
+    const purge = () =>
+      purgeSent(store.db, Date.now() - config.outbound.sent_retention_days * 86_400_000)
+        .then((n) => n && olog.info({ removed: n }, 'purged sent Message-IDs past their retention'))
+        .catch((err: Error) => olog.warn({ err: err.message }, 'sent Message-ID purge failed'));
+    void purge();
+    sentPurgeTimer = setInterval(purge, 3_600_000);
+    sentPurgeTimer.unref();
+  }
   // The analyzer runs beside the store's writer: the single process, or a cluster's primary.
   let analyzer: AnalyzerThread | null = null;
   if (roles.relay && config.trends.enabled) {
@@ -161,7 +205,33 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       onPolicy: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, "policy change not announced; nodes read it within a second")),
     });
   }
+  const signer = linkSigner(dataDir, resolveSecret(config.quarantine.link_secret), config.quarantine.link_secret_previous);
+  // The HTTP server runs beside the relay: one per installation, not one per gateway worker.
+  let web: WebServer | null = null;
+  if (roles.relay && config.web.enabled) {
+    web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen });
+    log.info({ web: `${web.host}:${web.port}`, url: web.url }, 'web server started');
+  }
+  const webInfo = web && { host: web.host, port: web.port, url: web.url };
+  // Digests go out from the store's writer, after the web server so that their links point where it listens.
+  const digestDeps = { quarantine, signer, base: webInfo?.url ?? publicBase(config), log: log.child({ component: 'quarantine' }) };
+  const digests = { run: (o: { recipient?: string; now?: number } = {}) => runDigests(digestDeps, o) };
+  let digestSchedule: DigestSchedule | null = null;
+  if (roles.relay && config.quarantine.digest.enabled) digestSchedule = startDigestSchedule(digestDeps);
   const tls = await loadTls(config, dataDir);
+  // The outbound listener runs beside the store's writer (it records correspondents as it takes mail), not in each
+  // gateway worker: outbound mail is a fraction of inbound, and a worker must not wait on the store's write lock.
+  let outbound: OutboundListener | null = null;
+  let outboundAddr: { host: string; port: number } | null = null;
+  if (config.outbound.enabled && roles.relay) {
+    const olog = log.child({ component: 'outbound' });
+    const submit = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
+    outbound = new OutboundListener({ config, log: olog, emit, acceptor, db: store.db, book: correspondents, tls, onAccepted: submit });
+    const o = opts.outboundListen ?? splitListen(config.outbound.listen);
+    const a = await outbound.listen(o.host, o.port);
+    outboundAddr = { host: a.address, port: a.port };
+    olog.info({ listen: `${a.address}:${a.port}`, networks: config.outbound.networks }, 'outbound listener started');
+  }
   if (!roles.gateway) {
     log.info({ data_dir: dataDir, store: store.dialect, role: 'relay' }, 'postern relay started');
     return {
@@ -179,7 +249,18 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       analyzer,
       policies,
       quarantine,
+      signer,
+      web: webInfo,
+      digests,
+      outbound: outboundAddr,
+      correspondents,
+      monitor: { imap: null },
       async close() {
+        await outbound?.close();
+        if (sentPurgeTimer) clearInterval(sentPurgeTimer);
+        correspondents.stop();
+        digestSchedule?.stop();
+        await web?.close();
         if (purgeTimer) clearInterval(purgeTimer);
         await upkeep?.stop();
         await analyzer?.stop();
@@ -218,6 +299,17 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const want = opts.listen ?? splitListen(config.gateway.listen);
   const addr = await gateway.listen(want.host, want.port);
   log.info({ smtp: `${addr.address}:${addr.port}`, data_dir: dataDir, store: store.dialect, downstream: config.relay.downstream?.host ?? 'maildir' }, 'postern started');
+  let imap: ImapProxy | null = null;
+  let imapAddr: { host: string; port: number; tlsPort: number | null } | null = null;
+  if (config.monitor.imap.enabled) {
+    const ilog = log.child({ component: 'monitor' });
+    imap = new ImapProxy({ config, policies, emit, log: ilog, tls });
+    const m = config.monitor.imap;
+    const plainAt = opts.imapListen ?? splitListen(m.listen);
+    const tlsAt = opts.imapTlsListen ?? (m.listen_tls ? splitListen(m.listen_tls) : null);
+    imapAddr = await imap.listen(plainAt, tlsAt);
+    ilog.info({ imap: `${imapAddr.host}:${imapAddr.port}`, imaps: imapAddr.tlsPort, upstream: `${m.upstream.host}:${m.upstream.port}` }, 'imap proxy started');
+  }
   let closed = false;
   return {
     smtp: { host: addr.address, port: addr.port },
@@ -234,9 +326,21 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     analyzer,
     policies,
     quarantine,
+    signer,
+    web: webInfo,
+    digests,
+    outbound: outboundAddr,
+    correspondents,
+    monitor: { imap: imapAddr },
     async close() {
       if (closed) return;
       closed = true;
+      if (sentPurgeTimer) clearInterval(sentPurgeTimer);
+      correspondents.stop();
+      await outbound?.close();
+      await imap?.close();
+      digestSchedule?.stop();
+      await web?.close();
       if (purgeTimer) clearInterval(purgeTimer);
       await gateway.close();
       await upkeep?.stop();

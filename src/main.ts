@@ -10,6 +10,8 @@ import { runPolicies } from './cli/policies.ts';
 import { runSources } from './cli/sources.ts';
 import { runSimulate } from './cli/simulate.ts';
 import { runTrends } from './cli/trends.ts';
+import { runQuarantine } from './cli/quarantine.ts';
+import { runDigest } from './cli/digest.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -44,6 +46,17 @@ commands:
   trends status [--limit N] [--json]     the trend analyzer: how far behind, recent findings, its policies
   simulate harvest|harvest-distributed|flood [--wait-lift S] [--json]
                                          replay an attack against a running gateway, with legitimate mail beside it
+  quarantine list [--rcpt A] [--domain D] [--sender S] [--status held|released|deleted|any] [--limit N] [--json]
+                                         held mail, newest first
+  quarantine show <id> [--json] [--raw]  one held message: reason, score, symbols; --raw prints it as received
+  quarantine release|delete <id>...      deliver a held copy to its recipient, or delete it
+  quarantine allow|block <id> [--scope user|domain|global]
+                                         allow or block the sender of a held message
+  quarantine report <id> --spam|--ham    teach the classifier a held message
+  quarantine purge                       delete quarantined mail past its retention now
+  digest run [--recipient ADDR] [--json] send due quarantine digests now
+  digest preview --recipient ADDR [--html]
+                                         print the digest a recipient would get, without sending it
   learn --spam PATH... --ham PATH...     teach the classifier from files, folders or mbox files
   eval --spam PATH --ham PATH [--json] [--no-bayes]
                                          analyse labelled mail offline: precision, recall, F1, ham false positives
@@ -76,6 +89,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runPolicies(rest);
       case 'sources':
         return await runSources(rest);
+      case 'quarantine':
+        return await runQuarantine(rest);
+      case 'digest':
+        return await runDigest(rest);
       case undefined:
       case 'help':
       case '--help':

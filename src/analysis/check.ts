@@ -25,6 +25,11 @@ export interface SymbolSpec {
   /** One line; feeds docs/symbols.md and the center. */
   description: string;
   group: SymbolGroup;
+  /**
+   * A hit holds the message in quarantine at least, and never by itself makes it a refusal (the score without it
+   * decides that). For signs that call for a person's look rather than a verdict, such as a look-alike domain.
+   */
+  hold?: boolean;
 }
 
 export interface SymbolHit {
@@ -77,10 +82,37 @@ export interface TransferFacts {
 export interface AnalysisServices {
   /** The statistical classifier's current model (in memory; reloaded by its owner when the store changes). */
   bayes?: { model(): BayesModel };
+  /** What the organisation's outbound mail taught about its correspondents (outbound/correspondents.ts). */
+  correspondents?: CorrespondentLookup;
+}
+
+/** How much mail went one way, and when. */
+export interface CorrespondentHistory {
+  messages: number;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+/** Lookups on the learned correspondents; in memory, cheap enough for every message. Addresses and domains lower case. */
+export interface CorrespondentLookup {
+  /** Mail `internal` sent to `external`. */
+  pair(internal: string, external: string): CorrespondentHistory | undefined;
+  /** Mail anyone of ours sent to addresses under this registrable domain, and to how many of them. */
+  domain(registrable: string): (CorrespondentHistory & { addresses: number }) | undefined;
+  /** A message we sent, by Message-ID without angle brackets. */
+  sent(messageId: string): { sender: string; recipients: readonly string[]; sentAt: number } | undefined;
+  /** Every registrable domain we have written to. */
+  domains(): Iterable<string>;
+  /** Inbound history of a registrable sender domain that has sent steadily, with little of it held or refused. */
+  steady(registrable: string): CorrespondentHistory | undefined;
+  /** Nothing learned yet: no correspondents and no steady senders. */
+  empty(): boolean;
 }
 
 export interface CheckContext<Sym extends string, Opt> {
   hit(symbol: Sym, opts?: { weight?: number; detail?: string[] }): void;
+  /** A symbol a check named in `after` emitted for this message; undefined when it did not (or is not in `after`). */
+  saw(symbol: string): SymbolHit | undefined;
   options: Readonly<Opt>;
   services: Readonly<AnalysisServices>;
   log: Logger;
@@ -93,6 +125,8 @@ export interface Check {
   phase: Phase;
   symbols: Readonly<Record<string, SymbolSpec>>;
   options?: z.ZodType;
+  /** Checks of the same phase that run first, whose symbols `ctx.saw` reads (rspamd's register_dependency). */
+  after?: readonly string[];
   timeoutMs?: number;
   onError: 'ignore' | 'defer';
   run(input: PhaseInput, ctx: CheckContext<string, unknown>): void | Promise<void>;
@@ -103,6 +137,7 @@ export function defineCheck<const S extends Record<string, SymbolSpec>, O extend
   phase: Phase;
   symbols: S;
   options?: O;
+  after?: readonly string[];
   timeoutMs?: number;
   onError?: 'ignore' | 'defer';
   run(input: PhaseInput, ctx: CheckContext<keyof S & string, z.infer<O>>): void | Promise<void>;

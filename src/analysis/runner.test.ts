@@ -81,4 +81,35 @@ describe('Runner', () => {
     await new Promise((r) => setTimeout(r, 120));
     expect(seen).toEqual({ before: true, after: true });
   });
+
+  it('runs a check after the checks it names, which alone it can see through ctx.saw', async () => {
+    const slow = defineCheck({
+      name: 'slow',
+      phase: 'helo',
+      symbols: { TEST_ONE: sym },
+      async run(_input, ctx) {
+        await new Promise((r) => setTimeout(r, 30));
+        ctx.hit('TEST_ONE', { detail: ['first'] });
+      },
+    });
+    const other = defineCheck({ name: 'other', phase: 'helo', symbols: { TEST_THREE: sym }, run: (_i, ctx) => ctx.hit('TEST_THREE') });
+    const reader = defineCheck({
+      name: 'reader',
+      phase: 'helo',
+      after: ['slow', 'absent'],
+      symbols: { TEST_TWO: sym },
+      run(_input, ctx) {
+        // Only the checks in `after` are visible; one that is not in the registry is ignored.
+        if (ctx.saw('TEST_ONE')?.detail?.[0] === 'first' && !ctx.saw('TEST_THREE')) ctx.hit('TEST_TWO');
+      },
+    });
+    const { hits } = await runnerOf([reader, slow, other]).run('helo', input);
+    expect(hits.map((h) => h.name)).toEqual(['TEST_THREE', 'TEST_ONE', 'TEST_TWO']);
+  });
+
+  it('refuses checks that name each other in `after`', () => {
+    const a = defineCheck({ name: 'a', phase: 'helo', after: ['b'], symbols: { TEST_ONE: sym }, run: () => undefined });
+    const b = defineCheck({ name: 'b', phase: 'helo', after: ['a'], symbols: { TEST_TWO: sym }, run: () => undefined });
+    expect(() => runnerOf([a, b])).toThrow(/cycle: a → b → a/);
+  });
 });

@@ -24,14 +24,17 @@ export interface PhaseResult {
 }
 
 export class Runner {
-  private byPhase = new Map<Phase, Check[]>();
+  /** Per phase, levels of checks: each level runs concurrently, after the levels before it (see `after`). */
+  private byPhase = new Map<Phase, Check[][]>();
 
   constructor(private readonly deps: RunnerDeps) {
+    const phases = new Map<Phase, Check[]>();
     for (const c of deps.checks) {
-      const list = this.byPhase.get(c.phase) ?? [];
+      const list = phases.get(c.phase) ?? [];
       list.push(c);
-      this.byPhase.set(c.phase, list);
+      phases.set(c.phase, list);
     }
+    for (const [phase, list] of phases) this.byPhase.set(phase, levels(list));
   }
 
   /** Whether any check runs in this phase (the gateway skips building a phase's input when none does). */
@@ -40,10 +43,10 @@ export class Runner {
   }
 
   async run(phase: Phase, input: PhaseInput, ids: { msg_id?: string; conn_id?: string } = {}): Promise<PhaseResult> {
-    const checks = this.byPhase.get(phase);
+    const byLevel = this.byPhase.get(phase);
     const result: PhaseResult = { hits: [], mustDefer: false };
-    if (!checks) return result;
-    await Promise.all(checks.map((c) => this.runOne(c, input, result, ids)));
+    if (!byLevel) return result;
+    for (const checks of byLevel) await Promise.all(checks.map((c) => this.runOne(c, input, result, ids)));
     return result;
   }
 
@@ -75,6 +78,31 @@ export class Runner {
       if (timer) clearTimeout(timer);
     }
   }
+}
+
+/**
+ * Orders one phase's checks into levels by their `after` lists: a check runs in the level after the last of the
+ * checks it names. A name that is not in this phase (a check left out of the registry, or disabled by an embedding
+ * program) is ignored; a cycle is a programming error.
+ */
+function levels(checks: readonly Check[]): Check[][] {
+  const level = new Map<string, number>();
+  const byName = new Map(checks.map((c) => [c.name, c]));
+  const visit = (c: Check, path: readonly string[]): number => {
+    const known = level.get(c.name);
+    if (known !== undefined) return known;
+    if (path.includes(c.name)) throw new Error(`checks depend on each other in a cycle: ${[...path, c.name].join(' → ')}`);
+    let l = 0;
+    for (const dep of c.after ?? []) {
+      const d = byName.get(dep);
+      if (d) l = Math.max(l, visit(d, [...path, c.name]) + 1);
+    }
+    level.set(c.name, l);
+    return l;
+  };
+  const out: Check[][] = [];
+  for (const c of checks) (out[visit(c, [])] ??= []).push(c);
+  return out.filter(Boolean);
 }
 
 /**
@@ -114,6 +142,12 @@ class RunContext implements CheckContext<string, unknown> {
   abort(): void {
     this.aborted = true;
     this.ac?.abort();
+  }
+
+  saw(symbol: string): SymbolHit | undefined {
+    const after = this.check.after;
+    if (!after) return undefined;
+    return this.result.hits.find((h) => h.name === symbol && after.includes(h.check));
   }
 
   hit(symbol: string, opts?: { weight?: number; detail?: string[] }): void {

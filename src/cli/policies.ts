@@ -16,15 +16,16 @@ import {
 const USAGE = `usage: postern policies list [--all] [--source S] [--target T] [--json]
        postern policies show <id> [--json]
        postern policies add <kind> <target> <action> [--ttl D|never] [--reason TEXT] [--pin]
-                            [--rate N --window D] [--delay D] [--to ADDRESS]
-       postern policies allow <kind> <target> [--ttl D] [--reason TEXT]
+                            [--rate N --window D] [--delay D] [--to ADDRESS] [--for RCPT]
+       postern policies allow <kind> <target> [--ttl D] [--reason TEXT] [--for RCPT]
        postern policies remove <id>
        postern policies extend <id> --ttl D|never
        postern policies pin <id>
        postern policies unpin <id> [--ttl D]
 kinds: ip cidr helo sender domain recipient cluster user
 actions: block defer throttle tarpit redirect quarantine allow
-durations: 90s, 30m, 1h, 7d or never`;
+durations: 90s, 30m, 1h, 7d or never
+--for user@domain or *@domain: only for those recipients (a user's or a domain's own allow or block)`;
 
 const OPTIONS = {
   all: { type: 'boolean' },
@@ -38,6 +39,7 @@ const OPTIONS = {
   window: { type: 'string' },
   delay: { type: 'string' },
   to: { type: 'string' },
+  for: { type: 'string' },
 } as const;
 
 /** A usage error: the command exits 64 (EX_USAGE) with its message, and the usage when the shape was wrong. */
@@ -93,6 +95,7 @@ function actionText(p: PolicyRow): string {
   if (p.action === 'throttle') return `throttle ${String(q.rate)}/${span(Number(q.window_s) * 1000)}`;
   if (p.action === 'tarpit' && q.delay_ms !== undefined) return `tarpit ${span(Number(q.delay_ms))}`;
   if (p.action === 'redirect' && q.to !== undefined) return `redirect → ${String(q.to)}`;
+  if (typeof q.for === 'string') return `${p.action} for ${q.for}`;
   return p.action;
 }
 
@@ -142,6 +145,7 @@ function inputFrom(positionals: string[], values: Values, allow: boolean): Polic
   if (values.window !== undefined) params.window_s = (parseDuration(values.window, '--window') ?? NaN) / 1000;
   if (values.delay !== undefined) params.delay_ms = parseDuration(values.delay, '--delay') ?? NaN;
   if (values.to !== undefined) params.to = values.to;
+  if (values.for !== undefined) params.for = values.for;
   try {
     return validatePolicyInput({
       target_kind: kind,
@@ -155,7 +159,7 @@ function inputFrom(positionals: string[], values: Values, allow: boolean): Polic
     });
   } catch (err) {
     // Name the options the admin typed rather than the stored fields.
-    const flags: [RegExp, string][] = [[/\bparams\.rate\b/g, '--rate'], [/\bparams\.window_s\b/g, '--window'], [/\bparams\.delay_ms\b/g, '--delay (ms)'], [/\bparams\.to\b/g, '--to'], [/\breason\b(?= must)/g, '--reason']];
+    const flags: [RegExp, string][] = [[/\bparams\.rate\b/g, '--rate'], [/\bparams\.window_s\b/g, '--window'], [/\bparams\.delay_ms\b/g, '--delay (ms)'], [/\bparams\.to\b/g, '--to'], [/\bparams\.for\b/g, '--for'], [/\breason\b(?= must)/g, '--reason']];
     throw new UsageError(flags.reduce((m, [re, flag]) => m.replace(re, flag), (err as Error).message));
   }
 }

@@ -36,6 +36,7 @@ export async function runStart(argv: string[]): Promise<number> {
   if (workers <= 1) {
     const app = await startPostern(loaded);
     console.log(`Postern is accepting mail on ${app.smtp.host}:${app.smtp.port} (config ${loaded.file}, data in ${app.dataDir})`);
+    if (app.web) console.log(`Quarantine pages and API at ${app.web.url} (listening on ${app.web.host}:${app.web.port})`);
     await waitForSignal(app);
     return 0;
   }
@@ -44,6 +45,7 @@ export async function runStart(argv: string[]): Promise<number> {
     roles: { gateway: false, relay: true },
     onPolicyChange: () => broadcastPolicies(Object.values(cluster.workers ?? {})),
   });
+  if (app.web) console.log(`Quarantine pages and API at ${app.web.url} (listening on ${app.web.host}:${app.web.port})`);
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ args: ['start', '--config', loaded.file] });
   let ready = 0;

@@ -10,6 +10,8 @@ export interface Trace {
   events: { ts: number; type: string; data: unknown }[];
   /** The live policies that changed a decision in this trace, as they stand in the table (lifted ones are gone). */
   policies?: { id: string; target_kind: string; target: string; action: string; reason: string; source: string; evidence: unknown }[];
+  /** The message's quarantine entries: who released or deleted each copy, and when. */
+  quarantine?: { id: string; rcpt: string; status: string; acted_at: number | null; acted_by: string | null; expires_at: number }[];
 }
 
 /** Adds the policies a trace refers to: its recipients' reasons, its verdict, its events. */
@@ -59,7 +61,13 @@ async function findMessageTrace(s: StoreDb, key: string): Promise<Trace | null> 
     .orderBy('id')
     .execute();
   void sql;
+  const held = await s.db
+    .selectFrom('quarantine')
+    .select(['id', 'rcpt', 'status', 'acted_at', 'acted_by', 'expires_at'])
+    .where('msg_id', '=', msg.id)
+    .execute();
   return {
+    quarantine: held.map((q) => ({ ...q, acted_at: q.acted_at === null ? null : Number(q.acted_at), expires_at: Number(q.expires_at) })),
     queue_id: msg.id,
     message: { ...msg, symbols: JSON.parse(msg.symbols), verdict: JSON.parse(msg.verdict) },
     recipients: rcpts.map((r) => ({ ...r, reasons: JSON.parse(r.reasons) })),
@@ -94,6 +102,16 @@ function describe(e: { ts: number; type: string; data: any }): string {
       return `returned to sender: ${d.rcpts.map((r: any) => r.rcpt).join(', ')}${d.dsn ? ` (DSN ${d.dsn})` : ''}`;
     case 'relay.delivered':
       return `delivered: ${d.rcpts.join(', ')}`;
+    case 'message.quarantined':
+      return `held in quarantine for ${d.rcpts.join(', ')}`;
+    case 'quarantine.released':
+      return `released from quarantine to ${d.rcpt} by ${d.by} (queued as ${d.queue_id})`;
+    case 'quarantine.deleted':
+      return `deleted from quarantine for ${d.rcpt} by ${d.by}`;
+    case 'quarantine.sender_listed':
+      return `sender ${d.sender} ${d.kind === 'allow' ? 'allowed' : 'blocked'} for ${d.for ?? 'everyone'} by ${d.by} (policy ${d.policy})`;
+    case 'quarantine.reported':
+      return `reported as ${d.class === 'ham' ? 'not spam' : 'spam'} by ${d.by}${d.learned ? '' : ' (already learned)'}`;
     default:
       return `${e.type} ${JSON.stringify(d)}`;
   }
@@ -111,9 +129,17 @@ export function renderTrace(t: Trace): string {
     out.push('symbols');
     for (const s of m.symbols) out.push(`  ${s.name.padEnd(28)} ${s.score.toFixed(2).padStart(6)}${s.detail ? `  ${s.detail.join(', ')}` : ''}`);
     out.push('recipients');
+    if (m.verdict?.released_from) out.push(`released   from ${m.verdict.released_from} by ${m.verdict.by}`);
     for (const r of t.recipients as any[]) {
       out.push(`  ${r.rcpt}: ${r.action} → ${r.status}${r.deliver_to !== r.rcpt ? ` (to ${r.deliver_to})` : ''}, ${r.attempts} attempt(s)${r.last_error ? `, last error: ${r.last_error}` : ''}`);
       for (const b of r.reasons) out.push(`      because ${b.source}: ${b.detail}${b.policy_id ? ` (policy ${b.policy_id})` : ''}`);
+    }
+    if (t.quarantine?.length) {
+      out.push('quarantine');
+      for (const q of t.quarantine) {
+        const acted = q.acted_at ? ` ${fmtTime(q.acted_at)} by ${q.acted_by}` : `, kept until ${fmtTime(q.expires_at)}`;
+        out.push(`  ${q.rcpt}: ${q.status}${acted}  (${q.id})`);
+      }
     }
   } else out.push('refused before the gateway took it (no queue id)');
   out.push('timeline');

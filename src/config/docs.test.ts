@@ -54,7 +54,7 @@ describe('docs/config.md', () => {
     expect(rows.get('relay.downstream.host')?.default).toBe('required');
     expect(rows.get('relay.downstream.port')?.default).toBe('25');
     expect(rows.get('store.password')).toMatchObject({ type: 'string | { env = string }', default: '' });
-    expect(rows.get('analysis.scores')?.type).toBe('table (string → number | "reject")');
+    expect(rows.get('analysis.scores')?.type).toBe('table (string → number | "reject" | "quarantine")');
     expect(typeName(z.array(z.string()).min(1).max(3))).toBe('array of string, 1–3 items');
     expect(tomlValue({ a: 1, b: ['x'] })).toBe('{ a = 1, b = ["x"] }');
   });

@@ -260,7 +260,7 @@ export function symbolsDoc(): string {
   const rows: string[][] = [];
   for (const c of CHECKS) {
     for (const [name, spec] of Object.entries(c.symbols)) {
-      rows.push([code(name), code(c.name), c.phase, spec.group, String(spec.score), cell(spec.description)]);
+      rows.push([code(name), code(c.name), c.phase, spec.group, `${spec.score}${spec.hold ? ', holds' : ''}`, cell(spec.description)]);
     }
   }
   const caps = Object.entries(GROUP_CAPS).map(([g, cap]) => [g, String(cap)]);
@@ -270,7 +270,10 @@ export function symbolsDoc(): string {
     'A check looks at one aspect of a session or message and emits named symbols; it never picks an action. The',
     "message's score is the sum of its symbols' scores (each multiplied by the weight the check gave the hit), with",
     'each group capped; the thresholds in `[analysis.actions]` turn the score into an action. A symbol\'s score can be',
-    'changed in `[analysis.scores]`, e.g. `HELO_BARE_IP = 3`, or set to `"reject"` to refuse every message that has it.',
+    'changed in `[analysis.scores]`, e.g. `HELO_BARE_IP = 3`, or set to `"reject"` to refuse every message that has it,',
+    'or to `"quarantine"` to hold every message that has it. A symbol marked *holds* holds the message in quarantine',
+    'whatever the rest scores, and is never by itself the reason for a refusal: only the score without it can reach',
+    'the reject threshold.',
     '',
     `Checks run in this order: ${CHECKS.map((c) => `\`${c.name}\``).join(', ')}. The phase is the SMTP stage whose`,
     'facts the check reads; HELO symbols are computed at HELO/EHLO and added to the score at the end of DATA.',

@@ -39,6 +39,11 @@ domains = ["localhost"]
 # port = 25
 # protocol = "smtp"   # or "lmtp"
 
+# The HTTP server: quarantine links from digests, the recipients' quarantine pages, the API (docs/quarantine.md).
+[web]
+listen = "127.0.0.1:8025"
+# public_url = "https://mail-gw.example.com"   # the address users reach it at, used in digest links
+
 [analysis.actions]
 tag = 5
 quarantine = 8

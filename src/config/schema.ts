@@ -1,5 +1,6 @@
 // The one configuration schema: every key, its default and its description live here and nowhere else.
 import { z } from 'zod';
+import { Cron } from 'croner';
 
 const d = <T extends z.ZodType>(t: T, description: string): T => t.meta({ description }) as T;
 
@@ -172,8 +173,8 @@ const analysis = z.strictObject({
   actions: actions.prefault({}),
   parse: parse.prefault({}).meta({ description: 'Bounds of the MIME parse shared by every check.' }),
   scores: d(
-    z.record(z.string(), z.union([z.number(), z.literal('reject')])).default({}),
-    'Score overrides per symbol name; "reject" forces refusal.',
+    z.record(z.string(), z.union([z.number(), z.literal('reject'), z.literal('quarantine')])).default({}),
+    'Score overrides per symbol name; "reject" forces refusal, "quarantine" holds every message it hits (see docs/symbols.md for the symbols that hold by default).',
   ),
   subject_prefix: d(z.string().default(''), 'Prefix added to the Subject of tagged mail, e.g. "[SPAM]".'),
   check_timeout_ms: d(z.number().int().min(1).default(2_000), 'Time budget of one check.'),
@@ -201,6 +202,23 @@ const policy = z.strictObject({
   ),
 });
 
+/** A cron expression croner accepts (five to seven fields), so that a typo fails at `config check`, not at 08:00. */
+function cronPattern(s: string, ctx: z.RefinementCtx): void {
+  try {
+    new Cron(s, { paused: true }).stop();
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a cron expression such as "0 8 * * 1-5": ${(err as Error).message.replace(/^CronPattern: /, '')}` });
+  }
+}
+
+function timeZone(s: string, ctx: z.RefinementCtx): void {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: s });
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not an IANA time zone such as "Europe/Berlin" or "UTC"` });
+  }
+}
+
 const quarantine = z.strictObject({
   retention_days: d(z.number().int().min(1).default(30), 'Days quarantined mail is kept; then it is deleted by the purge job.'),
   purge_interval_s: d(z.number().int().min(10).default(3_600), 'How often expired quarantined mail is deleted.'),
@@ -209,6 +227,10 @@ const quarantine = z.strictObject({
     description:
       'Key that signs quarantine links (HMAC-SHA256), at least 32 characters, e.g. { env = "POSTERN_LINK_SECRET" }; the same on every node. Unset: a random key generated once in data_dir/keys/quarantine.key.',
   }),
+  link_secret_previous: d(
+    z.array(z.string().min(32, 'a link key must be at least 32 characters')).default([]),
+    'Earlier link keys still honoured after a rotation, until the links they signed expire; remove one to revoke its links.',
+  ),
   session_ttl_h: d(
     z.number().int().min(1).max(720).default(24),
     'Hours a recipient\'s quarantine page stays open after they came in through a digest link.',
@@ -217,10 +239,10 @@ const quarantine = z.strictObject({
     .strictObject({
       enabled: d(z.boolean().default(true), 'Send each recipient a digest of what was held for them since the last one.'),
       schedule: d(
-        z.string().min(1).default('0 8 * * 1-5'),
+        z.string().min(1).superRefine(cronPattern).default('0 8 * * 1-5'),
         'When digests go out: a cron expression (minute hour day-of-month month day-of-week), weekdays at 08:00 by default.',
       ),
-      timezone: d(z.string().min(1).default('UTC'), 'IANA time zone the schedule is read in, e.g. "Europe/Berlin".'),
+      timezone: d(z.string().min(1).superRefine(timeZone).default('UTC'), 'IANA time zone the schedule is read in, e.g. "Europe/Berlin".'),
       from: d(
         z.string().default(''),
         'Sender address of digests; empty for postmaster@ the first of gateway.domains.',
@@ -334,6 +356,84 @@ const trends = z.strictObject({
     .prefault({}),
 });
 
+// The outbound listener (outbound/server.ts): the organisation's own mail to other domains, relayed and learned from.
+const outbound = z.strictObject({
+  enabled: d(
+    z.boolean().default(false),
+    'Run a listener that relays the organisation\'s outbound mail (from its mail server or clients in networks) and learns its correspondents from it.',
+  ),
+  listen: d(listenAddress.default('127.0.0.1:2587'), 'Address the outbound listener binds to.'),
+  networks: d(
+    z.array(cidr).default(['127.0.0.1/32', '::1/128']),
+    'Networks allowed to relay through the outbound listener; any other client gets 554 at connect.',
+  ),
+  learn: d(
+    z.boolean().default(true),
+    'Learn (internal sender, external recipient) pairs and sent Message-IDs from relayed mail, for the business check.',
+  ),
+  sent_retention_days: d(
+    z.number().int().min(1).max(3_650).default(180),
+    'Days a sent Message-ID is kept, so that a reply to it is recognised (REPLY_TO_SENT).',
+  ),
+});
+
+// The monitor proxy in front of the organisation's mailbox server (monitor/): one section per protocol.
+const imapUpstream = z.strictObject({
+  host: d(z.string().min(1).default('127.0.0.1'), 'The IMAP server Postern logs users in to (Dovecot, or any IMAP4rev1 server advertising LITERAL+).'),
+  port: d(z.number().int().min(1).max(65_535).default(143), 'Its port.'),
+  tls: d(
+    z.enum(['none', 'starttls', 'implicit']).default('none'),
+    '"none" for a server on the same host or a private network, "starttls" upgrades before login (a server that greets with PREAUTH or refuses STARTTLS is not used), "implicit" is TLS from the first byte (port 993).',
+  ),
+  tls_verify: d(z.boolean().default(false), 'Check the server\'s certificate.'),
+  forward_client_ip: d(
+    z.boolean().default(true),
+    'Tell the server each client\'s address, port and Postern\'s session id with ID x-originating-ip, x-originating-port, x-connected-ip and x-session-ext-id before LOGIN. Dovecot believes them only from login_trusted_networks; clients\' own x-* fields are always removed.',
+  ),
+  timeout_s: d(z.number().int().min(1).default(30), 'Seconds to wait for the server to connect, greet and answer LOGIN; then the client gets NO [UNAVAILABLE].'),
+});
+
+const monitorImap = z.strictObject({
+  enabled: d(z.boolean().default(false), 'Run the IMAP proxy.'),
+  listen: d(listenAddress.default('127.0.0.1:1143'), 'Address of the IMAP listener (STARTTLS offered; port 143 in production).'),
+  listen_tls: d(
+    z.union([listenAddress, z.literal('')]).default(''),
+    'Address of the implicit-TLS IMAP listener (port 993 in production), e.g. "0.0.0.0:993"; empty for none. Both use gateway.tls\'s certificate.',
+  ),
+  upstream: imapUpstream.prefault({}),
+  max_line: d(
+    z.number().int().min(1_024).max(1_048_576).default(65_536),
+    'Longest command in octets, counting its lines but not, after login, its literals (Dovecot\'s imap_max_line_length). Before login, literals count too. Longer commands get BAD and never reach the server.',
+  ),
+  max_literal: d(
+    z.number().int().min(4_096).default(52_428_800),
+    'Largest literal after login (an APPEND of one message); a larger one gets BAD [TOOBIG] before a byte of it is read.',
+  ),
+  max_nonsync_literal: d(
+    z.number().int().min(0).max(1_048_576).default(4_096),
+    'Largest non-synchronizing literal {n+} (RFC 7888 LITERAL-: 4096). A larger one is read and dropped, then answered BAD [TOOBIG]; one larger than max_literal closes the connection.',
+  ),
+  max_bad_commands: d(
+    z.number().int().min(1).max(100).default(3),
+    'Invalid or refused commands before login after which the client gets "* BYE Too many invalid IMAP commands." (Dovecot: 3).',
+  ),
+  failure_delay_ms: d(
+    z.number().int().min(0).max(60_000).default(1_000),
+    'Delay of the first failed-login reply to a client address; each further failure from that address within failure_window_s doubles it. Postern\'s own, whatever the server does (a server that trusts Postern skips its own penalty). 0 = none.',
+  ),
+  failure_delay_max_ms: d(z.number().int().min(0).max(60_000).default(15_000), 'Cap of that delay.'),
+  failure_window_s: d(z.number().int().min(1).default(900), 'An address with no failed login for this long starts again at failure_delay_ms.'),
+  login_timeout_s: d(z.number().int().min(5).default(60), 'Seconds a client may take to log in after connecting.'),
+  idle_timeout_s: d(
+    z.number().int().min(60).default(1_860),
+    'Seconds a logged-in client may stay silent (RFC 9051 §5.4 asks for at least 30 minutes, for IDLE).',
+  ),
+});
+
+const monitor = z.strictObject({
+  imap: monitorImap.prefault({}),
+});
+
 const log = z.strictObject({
   level: d(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'), 'Log level.'),
 });
@@ -349,6 +449,8 @@ export const configSchema = z.strictObject({
   store: store.prefault({}),
   matrix: matrix.prefault({}),
   trends: trends.prefault({}),
+  outbound: outbound.prefault({}),
+  monitor: monitor.prefault({}),
   log: log.prefault({}),
 });
 

@@ -40,6 +40,14 @@ export const EVENT_TYPES = {
     description: 'A quarantine link was refused: forged or altered, expired, already used, or for a copy no longer held.',
   },
   'quarantine.digest_sent': { level: 'info', description: 'A quarantine digest was queued for a recipient; carries how many entries.' },
+  'outbound.accepted': {
+    level: 'info',
+    description: 'The outbound listener took a message of ours for other domains; carries the sender, the recipients and how many correspondents it taught.',
+  },
+  'outbound.rejected': {
+    level: 'info',
+    description: 'The outbound listener refused a client, a sender outside our domains, a recipient or a message; carries the reason.',
+  },
   'check.failed': { level: 'warn', description: 'An analysis check threw or timed out.' },
   'relay.attempt': { level: 'info', description: 'One delivery attempt to the downstream, local mailbox or smarthost.' },
   'relay.delivered': { level: 'debug', description: 'Recipients of a message were delivered.' },
@@ -51,6 +59,25 @@ export const EVENT_TYPES = {
     description: 'A mail client failed to log in (IMAP, POP3, submission, webmail); carries the user and the protocol.',
   },
   'auth.succeeded': { level: 'debug', description: 'A mail client logged in; carries the user and the protocol.' },
+  'imap.connect': { level: 'debug', description: 'An IMAP client connected to the monitor proxy; carries the session id and TLS.' },
+  'imap.connect.refused': { level: 'info', description: 'An IMAP client was refused at connect by a live block policy on its address.' },
+  'imap.login.refused': {
+    level: 'info',
+    description: 'An IMAP login was refused by Postern without asking the server (a block policy on the address or the user); carries the user and the policy.',
+  },
+  'imap.protocol_error': {
+    level: 'info',
+    description:
+      'An IMAP client broke the protocol: invalid tag or syntax, bare CR, long line, oversized literal, a command needing login, a refused command, bad AUTHENTICATE data, too many invalid commands.',
+  },
+  'imap.upstream_error': {
+    level: 'warn',
+    description: 'The IMAP server behind the proxy was unreachable, slow, or answered unsafely (PREAUTH, bytes injected after STARTTLS, no LITERAL+).',
+  },
+  'imap.close': {
+    level: 'info',
+    description: 'An IMAP proxy session ended: user, TLS, duration, commands, errors, octets each way, and why it ended.',
+  },
   'trends.finding': {
     level: 'warn',
     description: 'A trend detector found an attack or anomaly and wrote or extended a live policy; carries the policy and its evidence.',

@@ -21,6 +21,7 @@ export const REPLY = {
   policyRejected: perm(550, '5.7.1', 'Message refused by policy'),
   unknownRecipient: perm(550, '5.1.1', 'No such recipient here'),
   relayDenied: perm(554, '5.7.1', 'Relay access denied'),
+  senderNotOurs: perm(550, '5.7.1', 'Sender address not allowed here'),
   contentRejected: perm(554, '5.7.1', 'Message content refused'),
   bareNewline: perm(550, '5.5.2', 'Message refused: bare <CR> or <LF> in data'),
   smuggling: perm(550, '5.5.2', 'Message refused: end-of-data sequence with bare <CR> or <LF>'),

@@ -217,6 +217,8 @@ describe('validatePolicyInput', () => {
     [{ ...ok, action: 'redirect', params: { to: 'nobody' } }, 'params.to must be a mail address'],
     [{ ...ok, action: 'tarpit', params: { delay_ms: 60_000 } }, 'params.delay_ms must be at most 30000'],
     [{ ...ok, params: { null_sender: true } }, 'params.null_sender applies only to recipient targets, not ip'],
+    [{ ...ok, params: { for: 'nobody' } }, 'params.for must be a mail address or *@domain'],
+    [{ ...ok, target_kind: 'recipient', target: 'a@example.org', params: { for: 'b@example.org' } }, 'params.for scopes a source'],
     [{ ...ok, colour: 'red' }, 'colour is not a policy field'],
     [{ ...ok, source: 'Some One' }, 'source is malformed'],
   ])('%o → %s', (input, message) => {

@@ -87,9 +87,13 @@ export function decideRecipient(
       }
     }
   }
-  const byScore = thresholdAction(actionForScore({ ...scored, score }, config.analysis.actions), config);
+  const byScore = thresholdAction(actionForScore({ ...scored, score, baseScore: scored.baseScore + score - scored.score }, config.analysis.actions), config);
   if (byScore.kind !== 'accept') {
-    const why = scored.forcedReject.length ? `forced by ${scored.forcedReject.join(', ')}` : `score ${score.toFixed(2)}`;
+    const why = scored.forcedReject.length
+      ? `forced by ${scored.forcedReject.join(', ')}`
+      : scored.held.length && byScore.kind === 'quarantine'
+        ? `held by ${scored.held.join(', ')} (score ${score.toFixed(2)})`
+        : `score ${score.toFixed(2)}`;
     because.unshift({ source: 'threshold', action: byScore.kind, detail: why });
   }
   let action = forced ?? byScore;

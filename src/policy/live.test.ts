@@ -69,6 +69,25 @@ describe('PolicyTable', () => {
     expect(t.match({ ip: '198.51.100.9' }, now + 1000)).toEqual([]);
   });
 
+  it('applies a policy scoped to recipients (params.for) only to them, and never without a recipient', async () => {
+    await store.db
+      .insertInto('policies')
+      .values([
+        row('sender', 'boss@partner.example', 'allow', { params: { for: 'alice@example.org' } }),
+        row('sender', 'spam@junk.example', 'block', { params: { for: '*@example.org' } }),
+        row('sender', 'spam@junk.example', 'block'),
+      ])
+      .execute();
+    const t = new PolicyTable(store.db);
+    await t.load();
+    const ids = (f: Parameters<PolicyTable['match']>[0]) => t.match(f).map((p) => p.reason + (p.params.for ? ` for ${String(p.params.for)}` : ''));
+    expect(ids({ sender: 'boss@partner.example', recipient: 'alice@example.org' })).toEqual(['sender boss@partner.example for alice@example.org']);
+    expect(ids({ sender: 'boss@partner.example', recipient: 'bob@example.org' })).toEqual([]);
+    expect(ids({ sender: 'boss@partner.example' })).toEqual([]);
+    expect(ids({ sender: 'spam@junk.example', recipient: 'bob@example.org' })).toEqual(['sender spam@junk.example for *@example.org', 'sender spam@junk.example']);
+    expect(ids({ sender: 'spam@junk.example', recipient: 'carol@example.net' })).toEqual(['sender spam@junk.example']);
+  });
+
   it('answers from a table of 20,000 address blocks', async () => {
     const rows = Array.from({ length: 20_000 }, (_, i) => row('ip', `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`));
     for (let i = 0; i < rows.length; i += 500) await store.db.insertInto('policies').values(rows.slice(i, i + 500)).execute();

@@ -2,7 +2,7 @@
 //
 // Written here rather than taken from a JWT library: the token is five fields and one MAC, and a general token
 // format would bring algorithm negotiation ("alg": "none") that a link in an email must never have.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Kysely } from 'kysely';
@@ -43,34 +43,56 @@ export class TokenError extends Error {
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 const CONTEXT = 'postern-quarantine-link-v1';
 
+/** Clock difference between nodes tolerated at expiry. */
+const SKEW_MS = 30_000;
+
+const keyId = (key: Buffer) => createHash('sha256').update(key).digest('hex').slice(0, 8);
+
+/**
+ * Signs with the current key and verifies with it or a previous one: a token names its key (an id derived from
+ * it), so a key can be rotated without killing the links already sent, and revoked by dropping it from the list.
+ */
 export class LinkSigner {
-  constructor(private readonly key: Buffer) {
-    if (key.length < 32) throw new Error('the link key must be at least 32 bytes');
+  private readonly kid: string;
+  private readonly keys: Map<string, Buffer>;
+
+  constructor(
+    private readonly key: Buffer,
+    previous: readonly Buffer[] = [],
+  ) {
+    for (const k of [key, ...previous]) if (k.length < 32) throw new Error('a link key must be at least 32 bytes');
+    this.kid = keyId(key);
+    this.keys = new Map([...previous, key].map((k) => [keyId(k), k]));
   }
 
   sign(c: Omit<LinkClaims, 'nonce'> & { nonce?: string }): string {
     const claims: LinkClaims = { ...c, nonce: c.nonce ?? randomBytes(12).toString('base64url') };
-    const body = b64(JSON.stringify([claims.action, claims.qid, claims.rcpt, claims.exp, claims.nonce]));
-    return `${body}.${this.mac(body)}`;
+    const body = b64(JSON.stringify([this.kid, claims.action, claims.qid, claims.rcpt, claims.exp, claims.nonce]));
+    return `${body}.${macWith(this.key, body)}`;
   }
 
-  /** The claims of a token this key signed and that has not expired; throws a TokenError otherwise. */
+  /** The claims of a token one of the keys signed and that has not expired; throws a TokenError otherwise. */
   verify(token: string, now = Date.now()): LinkClaims {
     if (typeof token !== 'string' || token.length > 2048) throw new TokenError('malformed');
     const m = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/.exec(token);
     if (!m) throw new TokenError('malformed');
     const [, body, mac] = m;
-    const want = Buffer.from(this.mac(body), 'base64url');
-    const got = Buffer.from(mac, 'base64url');
-    if (got.length !== want.length || !timingSafeEqual(got, want)) throw new TokenError('forged');
     let fields: unknown;
     try {
       fields = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
     } catch {
-      throw new TokenError('malformed');
+      fields = undefined;
     }
-    if (!Array.isArray(fields) || fields.length !== 5) throw new TokenError('malformed');
-    const [action, qid, rcpt, exp, nonce] = fields as unknown[];
+    // The MAC is checked before anything else the body says is believed; an unknown key id is a forgery too. It is
+    // compared as text, not decoded: the last of 43 base64url characters carries two unused bits, so four spellings
+    // decode to the same bytes and an altered link would pass.
+    const key = Array.isArray(fields) && typeof fields[0] === 'string' ? this.keys.get(fields[0]) : undefined;
+    const want = Buffer.from(macWith(key ?? this.key, body), 'ascii');
+    const got = Buffer.from(mac, 'ascii');
+    const macOk = got.length === want.length && timingSafeEqual(got, want);
+    if (!key || !macOk) throw new TokenError(Array.isArray(fields) ? 'forged' : 'malformed');
+    if ((fields as unknown[]).length !== 6) throw new TokenError('malformed');
+    const [, action, qid, rcpt, exp, nonce] = fields as unknown[];
     if (
       !LINK_ACTIONS.includes(action as LinkAction) ||
       typeof qid !== 'string' ||
@@ -80,14 +102,26 @@ export class LinkSigner {
     ) {
       throw new TokenError('malformed');
     }
-    if (exp <= now) throw new TokenError('expired');
+    if (exp + SKEW_MS <= now) throw new TokenError('expired');
     return { action: action as LinkAction, qid, rcpt, exp, nonce };
   }
 
-  /** A MAC for other values bound to this key (the CSRF token of a page session). */
+  /** A MAC for other values bound to the current key (the CSRF token of a page session). */
   mac(value: string): string {
-    return createHmac('sha256', this.key).update(CONTEXT).update('\0').update(value).digest('base64url');
+    return macWith(this.key, value);
   }
+}
+
+function macWith(key: Buffer, value: string): string {
+  return createHmac('sha256', key).update(CONTEXT).update('\0').update(value).digest('base64url');
+}
+
+/** The signer of this installation: the configured secrets, or a random key generated once under data_dir/keys/. */
+export function linkSigner(dataDir: string, secret: string | undefined, previous: readonly string[] = []): LinkSigner {
+  previous.forEach((p, i) => {
+    if (p.length < 32) throw new Error(`quarantine.link_secret_previous[${i}] must be at least 32 characters`);
+  });
+  return new LinkSigner(linkKey(dataDir, secret), previous.map((p) => Buffer.from(p, 'utf8')));
 }
 
 /** The configured secret, or a random key generated once under data_dir/keys/. */

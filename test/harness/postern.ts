@@ -11,6 +11,8 @@ import type { Check } from '../../src/analysis/check.ts';
 export interface TestPostern {
   app: Postern;
   port: number;
+  /** Base URL of the HTTP server (quarantine links and pages, the API); empty when web.enabled is off. */
+  webUrl: string;
   dir: string;
   close(): Promise<void>;
 }
@@ -65,11 +67,12 @@ export async function startTestPostern(toml = '', opts: { dir?: string; store?: 
   const config = parseConfigText(text, 'test.toml');
   const app = await startPostern(
     { config, file: path.join(dir, 'postern.toml'), dataDir: dir },
-    { listen: { host: '127.0.0.1', port: 0 }, logger: process.env.POSTERN_TEST_LOG ? createLogger('debug') : silentLogger, relayPollMs: 200, checks: opts.checks },
+    { listen: { host: '127.0.0.1', port: 0 }, outboundListen: { host: '127.0.0.1', port: 0 }, logger: process.env.POSTERN_TEST_LOG ? createLogger('debug') : silentLogger, relayPollMs: 200, checks: opts.checks, webListen: { host: '127.0.0.1', port: 0 }, imapListen: { host: '127.0.0.1', port: 0 }, imapTlsListen: { host: '127.0.0.1', port: 0 } },
   );
   return {
     app,
     port: app.smtp.port,
+    webUrl: app.web?.url ?? '',
     dir,
     async close() {
       await app.close();

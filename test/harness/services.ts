@@ -34,6 +34,7 @@ const checks: Record<string, () => Promise<string | undefined>> = {
   redis: async () => ((await tcpOpen(6379)) ? undefined : 'Redis is not listening on 127.0.0.1:6379'),
   'smtp-source': async () => (findBinary('smtp-source') ? undefined : "Postfix's smtp-source is not installed (apt-get install postfix)"),
   'smtp-sink': async () => (findBinary('smtp-sink') ? undefined : "Postfix's smtp-sink is not installed (apt-get install postfix)"),
+  dovecot: async () => (findBinary('dovecot') && findBinary('doveadm') ? undefined : 'Dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)'),
 };
 
 /**

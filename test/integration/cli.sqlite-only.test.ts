@@ -34,7 +34,8 @@ describe('postern CLI', () => {
     await new Promise((r) => child0.once('exit', r));
     const conf = fs.readFileSync(path.join(dir, 'postern.toml'), 'utf8');
     expect(conf).toContain('listen = "127.0.0.1:2525"');
-    fs.writeFileSync(path.join(dir, 'postern.toml'), conf.replace('127.0.0.1:2525', `127.0.0.1:${port}`));
+    expect(conf).toContain('listen = "127.0.0.1:8025"');
+    fs.writeFileSync(path.join(dir, 'postern.toml'), conf.replace('127.0.0.1:2525', `127.0.0.1:${port}`).replace('127.0.0.1:8025', `127.0.0.1:${await freePort()}`));
 
     const child = spawn(process.execPath, [BIN, 'start'], { cwd: dir, stdio: 'pipe' });
     kills.push(() => child.kill('SIGKILL'));

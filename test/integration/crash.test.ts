@@ -90,6 +90,8 @@ port = ${sink.port}
 tls = "none"
 [store]
 url = ${JSON.stringify(storeUrl)}
+[web]
+enabled = false
 [analysis.checks.auth]
 enabled = false
 # Durability only: the analyzer (its own tests cover it, restarts included) would add a thread to every restart.

@@ -35,7 +35,7 @@ describe.skipIf(await missing('postgres'))('postern queue', () => {
       `data_dir = "data"\n[gateway.greet_pause]\nunknown_ms = 0\n[relay]\nretry_schedule_s = [3600]\n` +
         `[relay.downstream]\nhost = "127.0.0.1"\nport = ${sink.port}\ntls = "none"\n[store]\nurl = ${JSON.stringify(storeUrl)}\n`,
     );
-    const app = await startPostern(loadConfig(file), { listen: { host: '127.0.0.1', port: 0 }, logger: silentLogger, relayPollMs: 200 });
+    const app = await startPostern(loadConfig(file), { listen: { host: '127.0.0.1', port: 0 }, webListen: { host: '127.0.0.1', port: 0 }, logger: silentLogger, relayPollMs: 200 });
     cleanup.push(() => app.close());
     const c = nodemailer.createTransport({ host: '127.0.0.1', port: app.smtp.port, secure: false, ignoreTLS: true });
     const ids: string[] = [];

@@ -103,7 +103,7 @@ describe.skipIf(await missing('postgres'))('start-up recovery of the spool', () 
     await store.close();
 
     const t0 = Date.now();
-    const app = await startPostern(loadConfig(file), { listen: { host: '127.0.0.1', port: 0 }, logger: silentLogger, relayPollMs: 200 });
+    const app = await startPostern(loadConfig(file), { listen: { host: '127.0.0.1', port: 0 }, webListen: { host: '127.0.0.1', port: 0 }, logger: silentLogger, relayPollMs: 200 });
     cleanup.push(() => app.close());
     const count = () => {
       const n = new Map<string, string[]>();

@@ -28,6 +28,8 @@ workers = 2
 [gateway.greet_pause]
 unknown_ms = 0
 suspicious_ms = 0
+[web]
+enabled = false
 [analysis.checks.auth]
 enabled = false
 [trends]

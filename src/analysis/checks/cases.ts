@@ -83,6 +83,12 @@ export interface LoadedCase extends Case {
   check: Check;
 }
 
+/** Whether a check's options take `dns_servers` (the checks that ask DNS get the case's DNS server). */
+export function takesDns(check: Check): boolean {
+  const shape = (check.options as { shape?: Record<string, unknown> } | undefined)?.shape;
+  return shape !== undefined && 'dns_servers' in shape;
+}
+
 export const casesDir = (check: Check): string => path.join(CHECKS_DIR, check.name, 'cases');
 
 /**
@@ -148,10 +154,12 @@ export function wireMessage(fileBytes: Buffer, session: SessionFacts, now: numbe
 }
 
 /** The phase input a case describes, with the defaults above for what it leaves out. */
-export async function caseInput(c: LoadedCase): Promise<{ input: PhaseInput; now: number }> {
+export async function caseInput(c: LoadedCase): Promise<{ input: PhaseInput; now: number; dnsServers?: string[] }> {
   const now = Date.parse(c.now ?? DEFAULT_NOW);
-  // Before the runner parses c.options (cases.test.ts reads them after this), so the check asks this server.
-  if (c.dns) c.options = { ...c.options, dns_servers: [await caseDns(c.dns === 'silent' ? 'silent' : path.join(CHECKS_DIR, c.check.name, c.dns))] };
+  // Before the runner parses c.options (cases.test.ts reads them after this), so the check asks this server; the
+  // checks it runs after get it through dnsServers.
+  const dnsServers = c.dns ? [await caseDns(c.dns === 'silent' ? 'silent' : path.join(CHECKS_DIR, c.check.name, c.dns))] : undefined;
+  if (dnsServers && takesDns(c.check)) c.options = { ...c.options, dns_servers: dnsServers };
   const s = c.session ?? { ...DEFAULT_SESSION, trusted: false, tls: false };
   const session: SessionFacts = {
     ip: s.ip,
@@ -161,16 +169,16 @@ export async function caseInput(c: LoadedCase): Promise<{ input: PhaseInput; now
     tls: s.tls,
     helo: s.helo,
   };
-  if (c.check.phase === 'connect' || c.check.phase === 'helo') return { input: { session }, now };
+  if (c.check.phase === 'connect' || c.check.phase === 'helo') return { input: { session }, now, dnsServers };
   const e = c.envelope ?? { ...DEFAULT_ENVELOPE, smtputf8: false, eight_bit_mime: false };
   const envelope: EnvelopeFacts = { mailFrom: e.mail_from, rcptTo: e.rcpt_to, smtputf8: e.smtputf8, eightBitMime: e.eight_bit_mime };
-  if (c.check.phase !== 'data') return { input: { session, envelope }, now };
+  if (c.check.phase !== 'data') return { input: { session, envelope }, now, dnsServers };
   const bytes = fs.readFileSync(path.join(casesDir(c.check), c.file as string));
   const t = c.transfer ?? { bare_newlines: 0, eight_bit_undeclared: false };
   const transfer: TransferFacts = { bareNewlines: t.bare_newlines, eightBitUndeclared: t.eight_bit_undeclared };
   const limits = { ...PARSE_LIMITS, ...(c.parse_limits?.max_decoded_bytes ? { maxDecodedBytes: c.parse_limits.max_decoded_bytes } : {}) };
   const message = await buildMessageView(wireMessage(bytes, session, now), limits);
-  return { input: { session, envelope, message, transfer }, now };
+  return { input: { session, envelope, message, transfer }, now, dnsServers };
 }
 
 const dnsServers = new Map<string, Promise<string>>();

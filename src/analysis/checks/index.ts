@@ -11,5 +11,6 @@ import { mime } from './mime/mime.ts';
 import { attachments } from './attachments/attachments.ts';
 import { urls } from './urls/urls.ts';
 import { content } from './content/content.ts';
+import { business } from './business/business.ts';
 
-export const CHECKS: readonly Check[] = [helo, sender, headers, size, transfer, auth, bayes, mime, attachments, urls, content];
+export const CHECKS: readonly Check[] = [helo, sender, headers, size, transfer, auth, bayes, mime, attachments, urls, content, business];

@@ -1,0 +1,202 @@
+// The outbound listener: the organisation's own mail server (or clients in outbound.networks) hands Postern the
+// mail it sends to other domains. Postern takes ownership as the gateway does (spool fsynced, rows committed, then
+// 250), the relay sends it on (smarthost or MX), and each message teaches the correspondents it was sent to.
+import net from 'node:net';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import { decodeWords } from 'postal-mime';
+import type { Config } from '../config/schema.ts';
+import type { Logger } from '../core/log.ts';
+import type { Emit } from '../core/events.ts';
+import { REPLY, SmtpReplyError, type SmtpReply } from '../core/reply.ts';
+import { addressProblem, domainOf, normalizeAddress } from '../core/address.ts';
+import { queueId } from '../core/ids.ts';
+import { cidrContains } from '../policy/match.ts';
+import { splitHeaders } from '../analysis/message-view.ts';
+import { normalizeNewlines } from '../gateway/phases/data.ts';
+import type { Acceptor } from '../gateway/accept.ts';
+import type { Handoff } from '../relay/queue.ts';
+import { routeFor } from '../relay/route.ts';
+import { recordOutbound, type CorrespondentBook } from './correspondents.ts';
+import type { StoreDb } from '../store/db.ts';
+
+export interface OutboundDeps {
+  config: Config;
+  log: Logger;
+  emit: Emit;
+  acceptor: Acceptor;
+  db: StoreDb['db'];
+  /** Learns at once what this process relays; null when outbound.learn is off. */
+  book: CorrespondentBook | null;
+  tls: { key: string; cert: string };
+  /** Called after a message is durably accepted (the relay's submit). */
+  onAccepted(msgId: string, handoff: Handoff): void;
+}
+
+type Callback = (err?: Error | null, message?: string) => void;
+
+export class OutboundListener {
+  readonly server: SMTPServer;
+
+  constructor(private readonly deps: OutboundDeps) {
+    const { config } = deps;
+    const g = config.gateway;
+    this.server = new SMTPServer({
+      name: g.hostname,
+      banner: 'Postern outbound',
+      size: g.max_message_bytes,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      hideREQUIRETLS: true,
+      disabledCommands: ['AUTH'],
+      authOptional: true,
+      disableReverseLookup: true,
+      maxClients: g.max_connections,
+      socketTimeout: g.idle_timeout_s * 1000,
+      closeTimeout: 10_000,
+      key: deps.tls.key,
+      cert: deps.tls.cert,
+      logger: false,
+      onConnect: (s, cb) => this.guard(s, cb),
+      onMailFrom: (a, s, cb) => this.onMailFrom(a, s, cb),
+      onRcptTo: (a, s, cb) => this.onRcptTo(a, s, cb),
+      onData: (stream, s, cb) =>
+        void this.onData(stream, s, cb).catch((err: Error) => {
+          // Nothing above should throw; if it does, the client gets a 4xx and sends again, the process goes on.
+          deps.log.error({ err: err.message, conn_id: s.id }, 'outbound message failed');
+          cb(new SmtpReplyError(REPLY.localProblem));
+        }),
+    });
+    this.server.on('error', (err) => deps.log.warn({ err: err.message }, 'outbound listener error'));
+  }
+
+  listen(host: string, port: number): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.removeListener('error', reject);
+        resolve((this.server as unknown as { server: net.Server }).server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private allowed(ip: string): boolean {
+    return this.deps.config.outbound.networks.some((c) => cidrContains(c, ip));
+  }
+
+  private refuse(cb: Callback, session: SMTPServerSession, reply: SmtpReply, reason: string, extra: Record<string, unknown> = {}): void {
+    this.deps.emit('outbound.rejected', { ip: session.remoteAddress, conn_id: session.id, data: { reason, reply: `${reply.code} ${reply.enhanced}`, ...extra } });
+    cb(new SmtpReplyError(reply));
+  }
+
+  private guard(session: SMTPServerSession, cb: Callback): void {
+    if (this.allowed(session.remoteAddress)) return cb();
+    this.refuse(cb, session, REPLY.relayDenied, 'client_not_allowed');
+  }
+
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void {
+    const from = address.address;
+    const problem = from === '' ? 'syntax' : addressProblem(from, Boolean(session.envelope.smtpUtf8));
+    // Only our own senders relay here: the listener must not become an open relay for a host in its networks that
+    // sends in other domains' names (nor carry bounces, whose null sender names no one we could learn from).
+    if (problem || !this.deps.config.gateway.domains.includes(domainOf(from))) {
+      return this.refuse(cb, session, REPLY.senderNotOurs, problem ? `sender_${problem}` : 'sender_not_ours', { from });
+    }
+    cb();
+  }
+
+  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void {
+    const rcpt = address.address;
+    if (!this.allowed(session.remoteAddress)) return this.refuse(cb, session, REPLY.policyRejected, 'client_not_allowed', { rcpt });
+    const problem = addressProblem(rcpt, Boolean(session.envelope.smtpUtf8));
+    if (problem === 'too_long') return this.refuse(cb, session, REPLY.addressTooLong, 'address_too_long', { rcpt });
+    if (problem === 'eight_bit') return this.refuse(cb, session, REPLY.eightBitAddress, 'eight_bit_without_smtputf8', { rcpt });
+    if (problem === 'syntax') return this.refuse(cb, session, REPLY.badRecipientSyntax, 'syntax', { rcpt });
+    if (session.envelope.rcptTo.length >= this.deps.config.gateway.max_recipients) return this.refuse(cb, session, REPLY.tooManyRcpts, 'too_many_recipients');
+    cb();
+  }
+
+  private async onData(stream: NodeJS.ReadableStream & { sizeExceeded?: boolean }, session: SMTPServerSession, cb: Callback): Promise<void> {
+    const { config, log, emit } = this.deps;
+    const from = session.envelope.mailFrom ? normalizeAddress(session.envelope.mailFrom.address) : '';
+    const rcpts = [...new Set(session.envelope.rcptTo.map((r) => normalizeAddress(r.address)))];
+    const ids = { ip: session.remoteAddress, conn_id: session.id };
+    const chunks: Buffer[] = [];
+    try {
+      for await (const c of stream) chunks.push(c as Buffer);
+    } catch (err) {
+      log.info({ err: (err as Error).message, ...ids }, 'outbound message not received in full');
+      return cb(new SmtpReplyError(REPLY.localProblem));
+    }
+    if (stream.sizeExceeded) return this.refuse(cb, session, REPLY.messageTooBig, 'too_big', { from });
+    const id = queueId();
+    const now = Date.now();
+    const received =
+      `Received: from ${(session.hostNameAppearsAs || 'unknown').replace(/[^\x21-\x7e]/g, '?')} ([${session.remoteAddress.replace(/^::ffff:/, '')}])\r\n` +
+      `\tby ${config.gateway.hostname} (Postern) with ESMTP id ${id};\r\n\t${new Date(now).toUTCString().replace('GMT', '+0000')}\r\n`;
+    const raw = Buffer.concat([Buffer.from(received, 'latin1'), normalizeNewlines(Buffer.concat(chunks))]);
+    const { headers } = splitHeaders(raw);
+    const header = (n: string) => headers.find((h) => h.name === n)?.value;
+    const messageId = header('message-id')?.trim() || null;
+    const subject = header('subject');
+    const message = {
+      id,
+      message_id: messageId,
+      received_at: now,
+      conn_id: session.id,
+      client_ip: session.remoteAddress,
+      helo: session.hostNameAppearsAs || null,
+      mail_from: from,
+      size: raw.length,
+      subject: subject === undefined ? null : safeDecode(subject),
+      score: 0,
+      symbols: '[]',
+      verdict: JSON.stringify({ outbound: true }),
+      status: 'queued',
+    };
+    const recipients = rcpts.map((r) => ({
+      msg_id: id,
+      rcpt: r,
+      action: 'accept',
+      reasons: JSON.stringify([{ source: 'outbound', action: 'accept', detail: 'relayed for our own sender' }]),
+      status: 'queued',
+      route: routeFor(r, config),
+      deliver_to: r,
+      attempts: 0,
+      next_attempt_at: now,
+      last_error: null,
+      updated_at: now,
+    }));
+    try {
+      await this.deps.acceptor.accept({ message, recipients, quarantine: [], raw });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      log.error({ err: e.message, code: e.code, msg_id: id }, 'could not take ownership of outbound message');
+      emit('store.error', { ...ids, msg_id: id, data: { op: 'outbound_accept', error: e.message, code: e.code } });
+      return cb(new SmtpReplyError(REPLY.localProblem));
+    }
+    // Learning follows ownership: the message goes out either way, and a failed write costs one lesson, not the mail.
+    let learned: string[] = [];
+    if (config.outbound.learn) {
+      try {
+        learned = await recordOutbound(this.deps.db, { sender: from, recipients: rcpts, messageId, now, ourDomains: config.gateway.domains }, this.deps.book ?? undefined);
+      } catch (err) {
+        log.warn({ err: (err as Error).message, msg_id: id }, 'could not learn correspondents of outbound message');
+      }
+    }
+    emit('outbound.accepted', { ...ids, msg_id: id, data: { from, rcpts, message_id: messageId, size: raw.length, learned: learned.length } });
+    cb(null, `2.0.0 Ok: queued as ${id}`);
+    this.deps.onAccepted(id, { message, recipients, raw });
+  }
+}
+
+function safeDecode(v: string): string {
+  try {
+    return decodeWords(v);
+  } catch {
+    return v;
+  }
+}

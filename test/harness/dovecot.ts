@@ -1,0 +1,150 @@
+// A private Dovecot for the monitor tests: its own temp dir, config, passwd-file users and free loopback ports,
+// started with `dovecot -c FILE` and stopped with `doveadm stop`; nothing touches the system's Dovecot.
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { tempDir } from './postern.ts';
+import { findBinary } from './services.ts';
+
+const run = promisify(execFile);
+
+export interface Dovecot {
+  imapPort: number;
+  pop3Port: number;
+  dir: string;
+  /** Dovecot's log so far. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export interface DovecotOptions {
+  /** user → password; users are `name@localhost` unless they contain @. */
+  users: Record<string, string>;
+  /** Dovecot's own delay before a failure reply; 0 where a test is about Postern's delays. */
+  authFailureDelayS?: number;
+  /**
+   * Turns off Dovecot's auth penalty (2 s doubling to 15 s per client address, with no setting to disable it), for
+   * tests about Postern's own delays: the auth process cannot open anvil's penalty socket and skips the penalty.
+   */
+  noPenalty?: boolean;
+  /** Extra config lines. */
+  extra?: string;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
+  const dovecot = findBinary('dovecot');
+  const doveadm = findBinary('doveadm');
+  if (!dovecot || !doveadm) throw new Error('dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)');
+  const dir = tempDir('postern-dovecot-');
+  fs.chmodSync(dir, 0o755);
+  const mail = path.join(dir, 'mail');
+  fs.mkdirSync(mail);
+  const lines: string[] = [];
+  for (const [name, password] of Object.entries(o.users)) {
+    const user = name.includes('@') ? name : `${name}@localhost`;
+    const { stdout } = await run(doveadm, ['pw', '-s', 'SHA512-CRYPT', '-p', password]);
+    lines.push(`${user}:${stdout.trim()}::::${path.join(mail, user)}::`);
+  }
+  fs.writeFileSync(path.join(dir, 'passwd'), lines.join('\n') + '\n', { mode: 0o644 });
+  const [imapPort, pop3Port] = [await freePort(), await freePort()];
+  const conf = path.join(dir, 'dovecot.conf');
+  fs.writeFileSync(
+    conf,
+    `protocols = imap pop3
+listen = 127.0.0.1
+base_dir = ${dir}/run
+state_dir = ${dir}/state
+instance_name = postern-test-${path.basename(dir)}
+default_internal_user = dovecot
+default_login_user = dovenull
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = ${o.authFailureDelayS ?? 2}s
+log_path = ${dir}/dovecot.log
+mail_location = maildir:~/Maildir
+mail_uid = nobody
+mail_gid = nogroup
+passdb {
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT ${dir}/passwd
+}
+userdb {
+  driver = passwd-file
+  args = ${dir}/passwd
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${imapPort}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    address = 127.0.0.1
+    port = ${pop3Port}
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+${o.noPenalty ? '  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n' : ''}}
+${o.noPenalty ? 'service auth {\n  user = $default_internal_user\n}\n' : ''}
+${o.extra ?? ''}
+`,
+  );
+  fs.chownSync(mail, 65534, 65534);
+  // Dovecot forks into the background; its stdio must not be pipes that the forked master keeps open.
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(dovecot, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`dovecot failed to start (exit ${code}): ${err.trim()}`))));
+  });
+  await waitForPort(imapPort);
+  return {
+    imapPort,
+    pop3Port,
+    dir,
+    log: () => (fs.existsSync(path.join(dir, 'dovecot.log')) ? fs.readFileSync(path.join(dir, 'dovecot.log'), 'utf8') : ''),
+    async stop() {
+      await run(doveadm, ['-c', conf, 'stop']).catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ port, host: '127.0.0.1' }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`dovecot did not listen on ${port} within 10 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
