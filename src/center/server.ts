@@ -68,7 +68,7 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
     logger: false,
     bodyLimit: BODY_LIMIT,
     // A token is up to 2048 characters (tokens.ts); longer is refused as not a link, not as a missing route.
-    maxParamLength: 2100,
+    routerOptions: { maxParamLength: 2100 },
     return503OnClosing: true,
     // A client that trickles its request in is cut off (slowloris); every legitimate request here is small.
     requestTimeout: 30_000,

@@ -1,7 +1,7 @@
 // The inbound SMTP gateway: smtp-server with Postern's connection class, decision points at connect,
 // HELO, MAIL, RCPT and end of DATA, and the hand-off to the spool.
 import net from 'node:net';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../core/log.ts';
 import type { Emit } from '../core/events.ts';
@@ -68,6 +68,27 @@ export interface GatewayDeps {
   history?(ip: string): Promise<{ accepted: number; refused: number; protocolErrors: number } | undefined>;
 }
 
+/** The smtp-server settings the inbound gateway and the outbound listener share: limits, extensions, TLS. */
+export function smtpServerOptions(config: Config, tls: { key: Buffer | string; cert: Buffer | string }, banner: string): SMTPServerOptions {
+  const g = config.gateway;
+  return {
+    name: g.hostname,
+    banner,
+    size: g.max_message_bytes,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    hideREQUIRETLS: true,
+    disabledCommands: ['AUTH'],
+    authOptional: true,
+    disableReverseLookup: true,
+    maxClients: g.max_connections,
+    socketTimeout: g.idle_timeout_s * 1000,
+    closeTimeout: 10_000,
+    key: tls.key,
+    cert: tls.cert,
+  };
+}
+
 export class Gateway {
   readonly server: SMTPServer;
   readonly sources: SourceBook;
@@ -84,20 +105,7 @@ export class Gateway {
     // percent of the gateway's time; its errors reach us through hooks and events anyway, so it only logs at debug.
     const smtpLog = log.level === 'debug' || log.level === 'trace' ? log.child({ component: 'smtp-server' }) : false;
     this.server = new SMTPServer({
-      name: g.hostname,
-      banner: 'Postern',
-      size: g.max_message_bytes,
-      hideENHANCEDSTATUSCODES: false,
-      hideDSN: true,
-      hideREQUIRETLS: true,
-      disabledCommands: ['AUTH'],
-      authOptional: true,
-      disableReverseLookup: true,
-      maxClients: g.max_connections,
-      socketTimeout: g.idle_timeout_s * 1000,
-      closeTimeout: 10_000,
-      key: deps.tls.key,
-      cert: deps.tls.cert,
+      ...smtpServerOptions(config, deps.tls, 'Postern'),
       logger: smtpLog as never,
       onMailFrom: (a, s, cb) => this.onMailFrom(a, s).then(() => cb(), (e: Error) => cb(e)),
       onRcptTo: (a, s, cb) => this.onRcptTo(a, s).then(() => cb(), (e: Error) => cb(e)),

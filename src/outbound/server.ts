@@ -15,6 +15,7 @@ import { splitHeaders } from '../analysis/message-view.ts';
 import { normalizeNewlines } from '../gateway/phases/data.ts';
 import type { Acceptor } from '../gateway/accept.ts';
 import type { Handoff } from '../relay/queue.ts';
+import { smtpServerOptions } from '../gateway/server.ts';
 import { routeFor } from '../relay/route.ts';
 import { recordOutbound, type CorrespondentBook } from './correspondents.ts';
 import type { StoreDb } from '../store/db.ts';
@@ -39,22 +40,8 @@ export class OutboundListener {
 
   constructor(private readonly deps: OutboundDeps) {
     const { config } = deps;
-    const g = config.gateway;
     this.server = new SMTPServer({
-      name: g.hostname,
-      banner: 'Postern outbound',
-      size: g.max_message_bytes,
-      hideENHANCEDSTATUSCODES: false,
-      hideDSN: true,
-      hideREQUIRETLS: true,
-      disabledCommands: ['AUTH'],
-      authOptional: true,
-      disableReverseLookup: true,
-      maxClients: g.max_connections,
-      socketTimeout: g.idle_timeout_s * 1000,
-      closeTimeout: 10_000,
-      key: deps.tls.key,
-      cert: deps.tls.cert,
+      ...smtpServerOptions(config, deps.tls, 'Postern outbound'),
       logger: false,
       onConnect: (s, cb) => this.guard(s, cb),
       onMailFrom: (a, s, cb) => this.onMailFrom(a, s, cb),

@@ -1,46 +1,8 @@
 // A raw SMTP client for exact-byte tests: writes what it is told and reads whole replies.
 import net from 'node:net';
-import tls from 'node:tls';
+import { RawClient } from './raw-client.ts';
 
-export class RawSmtp {
-  private buf = '';
-  private waiters: (() => void)[] = [];
-  closed = false;
-  /** Everything the server sent, in order. */
-  transcript = '';
-
-  private constructor(public sock: net.Socket) {
-    sock.setNoDelay(true);
-    this.listen(sock);
-  }
-
-  private listen(sock: net.Socket): void {
-    sock.on('data', (d: Buffer) => {
-      const s = d.toString('latin1');
-      this.buf += s;
-      this.transcript += s;
-      for (const w of this.waiters.splice(0)) w();
-    });
-    sock.on('close', () => {
-      this.closed = true;
-      for (const w of this.waiters.splice(0)) w();
-    });
-    sock.on('error', () => undefined);
-  }
-
-  /** Runs the TLS handshake on the connection (after the server's 220 to STARTTLS); later reads and writes use it. */
-  starttls(): Promise<void> {
-    const raw = this.sock;
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('close');
-    return new Promise((resolve, reject) => {
-      const t = tls.connect({ socket: raw, rejectUnauthorized: false }, () => resolve());
-      t.once('error', reject);
-      this.sock = t;
-      this.listen(t);
-    });
-  }
-
+export class RawSmtp extends RawClient {
   /** What the server sent that no reply() has consumed yet. */
   get unread(): string {
     return this.buf;
@@ -53,30 +15,9 @@ export class RawSmtp {
     });
   }
 
-  write(data: string | Buffer): void {
-    this.sock.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
-  }
-
   /** Reads one complete reply (all its lines); resolves '' if the connection closed first. */
-  async reply(timeoutMs = 5000): Promise<string> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n/.exec(this.buf);
-      if (m) {
-        this.buf = this.buf.slice(m[0].length);
-        return m[0];
-      }
-      if (this.closed) return '';
-      const left = end - Date.now();
-      if (left <= 0) throw new Error(`no reply within ${timeoutMs} ms; buffer: ${JSON.stringify(this.buf)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
+  reply(timeoutMs = 5000): Promise<string> {
+    return this.read((buf) => /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n/.exec(buf)?.[0].length, timeoutMs, () => 'no reply');
   }
 
   /** Reads `n` replies. */
@@ -101,16 +42,5 @@ export class RawSmtp {
   async cmd(line: string): Promise<string> {
     this.write(line + '\r\n');
     return this.reply();
-  }
-
-  /** Resolves when the server closed the connection. */
-  async waitClosed(timeoutMs = 5000): Promise<boolean> {
-    const end = Date.now() + timeoutMs;
-    while (!this.closed && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    return this.closed;
-  }
-
-  close(): void {
-    this.sock.destroy();
   }
 }

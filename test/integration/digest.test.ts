@@ -4,26 +4,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import PostalMime from 'postal-mime';
 import { startTestPostern, until, type TestPostern } from '../harness/postern.ts';
 import { startSink, type Received, type Sink } from '../harness/sink.ts';
 import { missing } from '../harness/services.ts';
-import { main } from '../../src/main.ts';
+import { inProcess } from '../harness/cli.ts';
 
-async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...x: unknown[]) => void out.push(x.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...x: unknown[]) => void err.push(x.join(' ')));
-  try {
-    return { code: await main(args), stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 const toml = (sinkPort: number) => `
 [gateway]
@@ -142,8 +130,8 @@ describe.skipIf(await missing('postgres'))('quarantine digest end to end', () =>
     const dry = await cli('digest', 'run', '--json');
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.stdout)).toEqual({ sent: [], skipped: [] });
-    expect((await cli('digest', 'preview', '--recipient', 'alice@example.com')).stdout).toBe('nothing held for alice@example.com since their last digest');
-    expect((await cli('digest', 'run', '--recipient', 'bob@example.com')).stdout).toBe('nothing held for bob@example.com since their last digest');
+    expect((await cli('digest', 'preview', '--recipient', 'alice@example.com')).stdout).toBe('nothing held for alice@example.com since their last digest\n');
+    expect((await cli('digest', 'run', '--recipient', 'bob@example.com')).stdout).toBe('nothing held for bob@example.com since their last digest\n');
 
     await send('late@spam.example', ['alice@example.com'], 'Late offer');
     await until(async () => (await heldFor('alice@example.com')).some((r) => r.subject === 'Late offer'), 10_000, 'the late offer held');
@@ -204,6 +192,40 @@ describe.skipIf(await missing('postgres'))('quarantine digest schedule', () => {
     } finally {
       await p.close();
       await sink.close();
+    }
+  });
+
+  it('with the default local mailbox store, puts the digest and the released copy in the Maildir', async () => {
+    const p = await startTestPostern(`
+[gateway]
+domains = ["example.com"]
+[quarantine.digest]
+enabled = false
+[[policy.rules]]
+sender = "*@spam.example"
+action = "quarantine"
+`);
+    try {
+      const c = nodemailer.createTransport({ host: '127.0.0.1', port: p.port, secure: false, ignoreTLS: true });
+      await c.sendMail({ envelope: { from: 'offers@spam.example', to: ['yann@example.com'] }, raw: MSG('offers@spam.example', 'Maildir offer', 'maildir@spam.example') });
+      const [held] = (await p.app.quarantine.list({ rcpt: 'yann@example.com' })).entries;
+      expect(held).toBeDefined();
+      expect(await p.app.maildir.list('yann@example.com')).toEqual([]);
+      const run = await p.app.digests.run();
+      expect(run.sent.map((s) => s.rcpt)).toEqual(['yann@example.com']);
+      const files = await until(async () => {
+        const f = await p.app.maildir.list('yann@example.com');
+        return f.length ? f : undefined;
+      }, 10_000, 'the digest in the Maildir');
+      const digest = await PostalMime.parse(fs.readFileSync(files[0]));
+      expect(digest.subject).toMatch(/quarantine/i);
+      expect(digest.text).toContain('Maildir offer');
+      await p.app.quarantine.release(held.id, 'cli:test');
+      await until(async () => ((await p.app.maildir.list('yann@example.com')).length === 2 ? true : undefined), 10_000, 'the released copy in the Maildir');
+      const bodies = (await p.app.maildir.list('yann@example.com')).map((f) => fs.readFileSync(f, 'utf8'));
+      expect(bodies.some((b) => b.includes('Message-ID: <maildir@spam.example>') && b.includes('Please find the offer enclosed.'))).toBe(true);
+    } finally {
+      await p.close();
     }
   });
 

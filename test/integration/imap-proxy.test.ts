@@ -178,7 +178,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     // The third invalid command ends the session (IM-08).
     c.write('c\x01 NOOP\r\n');
     expect(await c.until(/\* BYE Too many invalid IMAP commands\.\r\n/)).toMatch(/^\* BAD Invalid tag/m);
-    expect(await c.closedWithin()).toBe(true);
+    expect(await c.waitClosed()).toBe(true);
 
     const s2 = (await raw(p.imap)).c;
     s2.write('a NOOP\rb LOGOUT\r\n');
@@ -186,7 +186,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     expect(await s2.cmd('c', 'SELECT INBOX')).toMatch(/^c BAD Log in first/m);
     s2.write(`d LOGIN ${'x'.repeat(70_000)}\r\n`);
     expect(await s2.tagged('d')).toMatch(/^d BAD Command line too long/m);
-    expect(await s2.closedWithin()).toBe(true);
+    expect(await s2.waitClosed()).toBe(true);
 
     const s3 = (await raw(p.imap)).c;
     // Non-synchronising literal over 4096 with a command inside: skipped exactly, the inner command never runs (IM-03).
@@ -202,7 +202,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     await s3.until(/^\+ \r\n/m);
     s3.write('*\r\n');
     expect(await s3.tagged('d')).toMatch(/^d BAD Authentication aborted/m);
-    expect(await s3.closedWithin(300)).toBe(false);
+    expect(await s3.waitClosed(300)).toBe(false);
     expect(logSince(mark)).not.toMatch(/Login:|auth failed/);
     s3.write('e AUTHENTICATE LOGIN\r\n');
     await s3.until(/^\+ VXNlcm5hbWU6\r\n/m);
@@ -275,7 +275,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     c.write('DONE\r\n');
     expect(await c.tagged('f')).toMatch(/^f OK/m);
     expect(await c.cmd('g', 'LOGOUT')).toMatch(/^g OK/m);
-    expect(await c.closedWithin()).toBe(true);
+    expect(await c.waitClosed()).toBe(true);
     await until(async () => (await events(p, 'imap.close')).length === 1, 5000, 'close event');
     const [closeEv] = await events(p, 'imap.close');
     expect(closeEv.data).toMatchObject({ user: ALICE, logged_in: true, reason: expect.any(String) });
@@ -290,7 +290,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     await p.app.policies.load();
     const { c, greeting } = await raw(p.imap, { localAddress: '127.0.0.5' });
     expect(greeting).toMatch(/^\* BYE /);
-    expect(await c.closedWithin()).toBe(true);
+    expect(await c.waitClosed()).toBe(true);
     const mark = dv.log().length;
     const other = (await raw(p.imap, { localAddress: '127.0.0.6' })).c;
     expect(await other.cmd('a', `LOGIN ${BOB} ${BOB_PW}`)).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/m);

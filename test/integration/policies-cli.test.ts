@@ -1,14 +1,14 @@
 // postern policies and postern sources as an admin runs them, against the store a running Postern reads.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { BIN, writeFile } from '../harness/child.ts';
 import { freshPgSchema, tempDir, TEST_STORE } from '../harness/postern.ts';
 import { missing } from '../harness/services.ts';
 import { openStore, type StoreDb } from '../../src/store/db.ts';
 import { PolicyTable } from '../../src/policy/live.ts';
-import { main } from '../../src/main.ts';
+import { inProcess } from '../harness/cli.ts';
 
 /** Runs one command through the real binary (a fresh Node process compiling TypeScript: seconds on a busy machine). */
 function bin(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -19,25 +19,6 @@ function bin(args: string[], cwd: string): Promise<{ code: number; stdout: strin
   });
 }
 
-/** Runs commands in this process, one at a time (they share the console), capturing what they print. */
-let queue: Promise<unknown> = Promise.resolve();
-function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const next = queue.then(async () => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const log = vi.spyOn(console, 'log').mockImplementation((...x: unknown[]) => void out.push(x.join(' ')));
-    const error = vi.spyOn(console, 'error').mockImplementation((...x: unknown[]) => void err.push(x.join(' ')));
-    try {
-      const code = await main(args);
-      return { code, stdout: out.map((l) => l + '\n').join(''), stderr: err.map((l) => l + '\n').join('') };
-    } finally {
-      log.mockRestore();
-      error.mockRestore();
-    }
-  });
-  queue = next.catch(() => undefined);
-  return next;
-}
 
 describe.skipIf(await missing('postgres'))('postern policies / sources', () => {
   let dir: string;

@@ -3,29 +3,15 @@
 // the postern quarantine command against the same store.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import nodemailer from 'nodemailer';
 import { startTestPostern, until, type TestPostern } from '../harness/postern.ts';
 import { startSink, type Sink } from '../harness/sink.ts';
 import { missing } from '../harness/services.ts';
 import { QuarantineError } from '../../src/quarantine/service.ts';
 import { cliActor } from '../../src/cli/quarantine.ts';
-import { main } from '../../src/main.ts';
+import { inProcess } from '../harness/cli.ts';
 
-/** Runs commands in this process, one at a time (they share the console), capturing what they print. */
-async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...x: unknown[]) => void out.push(x.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...x: unknown[]) => void err.push(x.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 // Mail from spam.example scores 9, over the quarantine threshold of 8: held by score, not forced by a rule, so an
 // allow-listed sender is delivered.
@@ -188,16 +174,16 @@ describe.skipIf(await missing('postgres'))('quarantine actions', () => {
     expect(again.stderr).toContain('is no longer held (released)');
     const none = await cli('quarantine', 'delete', 'Qnope.x@example.com');
     expect(none.code).toBe(1);
-    expect(none.stderr).toBe('postern: no quarantined message Qnope.x@example.com');
+    expect(none.stderr).toBe('postern: no quarantined message Qnope.x@example.com\n');
 
     const gid = `${id}.grace@example.com`;
     expect((await cli('quarantine', 'block', gid, '--scope', 'planet')).code).toBe(64);
     expect((await cli('quarantine', 'report', gid)).stderr).toContain('report needs exactly one of --spam or --ham');
     expect((await cli('quarantine', 'frobnicate')).code).toBe(64);
     const spam = await cli('quarantine', 'report', gid, '--spam');
-    expect(spam).toMatchObject({ code: 0, stdout: `${gid} learned as spam` });
+    expect(spam).toMatchObject({ code: 0, stdout: `${gid} learned as spam\n` });
     const del = await cli('quarantine', 'delete', gid);
-    expect(del).toMatchObject({ code: 0, stdout: `${gid} deleted` });
+    expect(del).toMatchObject({ code: 0, stdout: `${gid} deleted\n` });
     expect((await cli('quarantine', 'purge')).code).toBe(0);
 
     const events = await p.app.store.db.selectFrom('events').select(['type', 'data']).where('type', 'in', ['quarantine.released', 'quarantine.deleted', 'quarantine.reported']).execute();
