@@ -35,6 +35,8 @@ import { startWeb, type WebServer } from './center/server.ts';
 import { runDigests, startDigestSchedule, type DigestRun, type DigestSchedule } from './quarantine/digest.ts';
 import { publicBase } from './quarantine/links.ts';
 import { ImapProxy } from './monitor/imap/proxy.ts';
+import { KnownLogins } from './monitor/known-logins.ts';
+import { purgeKnownLogins } from './trends/known-logins.ts';
 
 export interface Postern {
   /** Where SMTP listens; port 0 when this process runs no gateway. */
@@ -194,6 +196,18 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     sentPurgeTimer = setInterval(purge, 3_600_000);
     sentPurgeTimer.unref();
   }
+  // Mailbox users' known login addresses past monitor.known_logins.retention_days, by the store's writer, hourly.
+  let knownPurgeTimer: NodeJS.Timeout | null = null;
+  if (roles.relay) {
+    const mlog = log.child({ component: 'monitor' });
+    const purge = () =>
+      purgeKnownLogins(store.db, Date.now() - config.monitor.known_logins.retention_days * 86_400_000)
+        .then((n) => n && mlog.info({ removed: n }, 'forgot login addresses past their retention'))
+        .catch((err: Error) => mlog.warn({ err: err.message }, 'known login address purge failed'));
+    void purge();
+    knownPurgeTimer = setInterval(purge, 3_600_000);
+    knownPurgeTimer.unref();
+  }
   // The analyzer runs beside the store's writer: the single process, or a cluster's primary.
   let analyzer: AnalyzerThread | null = null;
   if (roles.relay && config.trends.enabled) {
@@ -232,6 +246,25 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     outboundAddr = { host: a.address, port: a.port };
     olog.info({ listen: `${a.address}:${a.port}`, networks: config.outbound.networks }, 'outbound listener started');
   }
+  // Stops what runs behind the listeners, in the order that lets each finish what it holds: listeners that take
+  // mail, then timers, the analyzer and the relay, and last the events and the store.
+  const stopAll = async () => {
+    await outbound?.close();
+    if (sentPurgeTimer) clearInterval(sentPurgeTimer);
+    if (knownPurgeTimer) clearInterval(knownPurgeTimer);
+    correspondents.stop();
+    digestSchedule?.stop();
+    await web?.close();
+    if (purgeTimer) clearInterval(purgeTimer);
+    await upkeep?.stop();
+    await analyzer?.stop();
+    await relay?.stop();
+    await live.close();
+    policies.stop();
+    bayes.stop();
+    await sink.flush();
+    await store.close();
+  };
   if (!roles.gateway) {
     log.info({ data_dir: dataDir, store: store.dialect, role: 'relay' }, 'postern relay started');
     return {
@@ -255,22 +288,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       outbound: outboundAddr,
       correspondents,
       monitor: { imap: null },
-      async close() {
-        await outbound?.close();
-        if (sentPurgeTimer) clearInterval(sentPurgeTimer);
-        correspondents.stop();
-        digestSchedule?.stop();
-        await web?.close();
-        if (purgeTimer) clearInterval(purgeTimer);
-        await upkeep?.stop();
-        await analyzer?.stop();
-        await relay?.stop();
-        await live.close();
-        policies.stop();
-        bayes.stop();
-        await sink.flush();
-        await store.close();
-      },
+      close: stopAll,
     };
   }
   const onAccepted = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
@@ -303,7 +321,9 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   let imapAddr: { host: string; port: number; tlsPort: number | null } | null = null;
   if (config.monitor.imap.enabled) {
     const ilog = log.child({ component: 'monitor' });
-    imap = new ImapProxy({ config, policies, emit, log: ilog, tls });
+    const kl = config.monitor.known_logins;
+    const known = new KnownLogins(store.db, { retentionMs: kl.retention_days * 86_400_000, sameNetwork: kl.same_network });
+    imap = new ImapProxy({ config, policies, emit, log: ilog, tls, known });
     const m = config.monitor.imap;
     const plainAt = opts.imapListen ?? splitListen(m.listen);
     const tlsAt = opts.imapTlsListen ?? (m.listen_tls ? splitListen(m.listen_tls) : null);
@@ -335,22 +355,9 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     async close() {
       if (closed) return;
       closed = true;
-      if (sentPurgeTimer) clearInterval(sentPurgeTimer);
-      correspondents.stop();
-      await outbound?.close();
       await imap?.close();
-      digestSchedule?.stop();
-      await web?.close();
-      if (purgeTimer) clearInterval(purgeTimer);
       await gateway.close();
-      await upkeep?.stop();
-      await analyzer?.stop();
-      await relay?.stop();
-      await live.close();
-      policies.stop();
-      bayes.stop();
-      await sink.flush();
-      await store.close();
+      await stopAll();
     },
   };
 }

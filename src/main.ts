@@ -46,6 +46,9 @@ commands:
   trends status [--limit N] [--json]     the trend analyzer: how far behind, recent findings, its policies
   simulate harvest|harvest-distributed|flood [--wait-lift S] [--json]
                                          replay an attack against a running gateway, with legitimate mail beside it
+  simulate brute-force|brute-force-distributed|spraying --user U --password P [--json]
+                                         a password attack on the IMAP proxy, the real user logging in beside it;
+                                         exit 0 when Postern stopped it
   quarantine list [--rcpt A] [--domain D] [--sender S] [--status held|released|deleted|any] [--limit N] [--json]
                                          held mail, newest first
   quarantine show <id> [--json] [--raw]  one held message: reason, score, symbols; --raw prints it as received

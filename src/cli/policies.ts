@@ -23,7 +23,7 @@ const USAGE = `usage: postern policies list [--all] [--source S] [--target T] [-
        postern policies pin <id>
        postern policies unpin <id> [--ttl D]
 kinds: ip cidr helo sender domain recipient cluster user
-actions: block defer throttle tarpit redirect quarantine allow
+actions: block defer throttle tarpit redirect quarantine allow protect (user targets: logins only from known addresses)
 durations: 90s, 30m, 1h, 7d or never
 --for user@domain or *@domain: only for those recipients (a user's or a domain's own allow or block)`;
 

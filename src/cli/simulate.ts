@@ -5,6 +5,7 @@ import { args, fmtTime, load, withStore } from './common.ts';
 import { splitListen } from '../gateway/server.ts';
 import { listPolicies, type PolicyRow } from '../policy/admin.ts';
 import { simulateFlood, simulateHarvest, waitLifted, type SimTarget } from '../trends/simulate.ts';
+import { AUTH_SCENARIOS, AUTH_USAGE, runAuthSimulate } from './simulate-auth.ts';
 
 const USAGE = `usage: postern simulate harvest|harvest-distributed|flood [options]
   --host H --port P          the gateway (default: gateway.listen of the config)
@@ -15,7 +16,9 @@ const USAGE = `usage: postern simulate harvest|harvest-distributed|flood [option
   --legit-senders N          legitimate senders running beside the attack (3)
   --messages N               flood: messages to send (300)
   --wait-lift S              then probe every second, up to S seconds, until the attacker is accepted again
-  --json                     print the report as JSON`;
+  --json                     print the report as JSON
+
+${AUTH_USAGE}`;
 
 export async function runSimulate(argv: string[]): Promise<number> {
   const { values, positionals } = args(argv, {
@@ -29,11 +32,17 @@ export async function runSimulate(argv: string[]): Promise<number> {
     messages: { type: 'string' },
     'wait-lift': { type: 'string' },
     json: { type: 'boolean' },
+    // The password attacks' (simulate-auth.ts).
+    user: { type: 'string' },
+    password: { type: 'string' },
+    guesses: { type: 'string' },
+    after: { type: 'string' },
+    'per-ip': { type: 'string' },
+    users: { type: 'string' },
   });
   const scenario = positionals[0];
-  if (scenario === 'brute-force') {
-    console.error('postern: the brute-force simulation needs the mailbox monitor (IMAP/POP3/submission proxy), which this version does not run yet');
-    return 69;
+  if ((AUTH_SCENARIOS as readonly string[]).includes(scenario ?? '')) {
+    return runAuthSimulate(scenario as (typeof AUTH_SCENARIOS)[number], values, load(values.config));
   }
   if (scenario !== 'harvest' && scenario !== 'harvest-distributed' && scenario !== 'flood') {
     console.error(USAGE);

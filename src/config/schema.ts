@@ -430,8 +430,21 @@ const monitorImap = z.strictObject({
   ),
 });
 
+// The addresses each mailbox user logged in from (table mailbox_logins), which a protect policy lets in.
+const knownLogins = z.strictObject({
+  retention_days: d(
+    z.number().int().min(1).max(3_650).default(180),
+    'Days an address stays known for a user after its last successful login; then it is forgotten.',
+  ),
+  same_network: d(
+    z.boolean().default(false),
+    'While a user is protected, also let in addresses of the /24 (IPv4) or /64 (IPv6) of a known address, not only the known addresses themselves.',
+  ),
+});
+
 const monitor = z.strictObject({
   imap: monitorImap.prefault({}),
+  known_logins: knownLogins.prefault({}),
 });
 
 const log = z.strictObject({

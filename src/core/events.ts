@@ -56,7 +56,8 @@ export const EVENT_TYPES = {
   'relay.recovered': { level: 'info', description: 'Spool entries found at start-up and resumed or discarded.' },
   'auth.failed': {
     level: 'info',
-    description: 'A mail client failed to log in (IMAP, POP3, submission, webmail); carries the user and the protocol.',
+    description:
+      'A mail client failed to log in (IMAP, POP3, submission, webmail); carries the user and the protocol, and refused_by (a policy id) when a protect policy refused it without asking the server.',
   },
   'auth.succeeded': { level: 'debug', description: 'A mail client logged in; carries the user and the protocol.' },
   'imap.connect': { level: 'debug', description: 'An IMAP client connected to the monitor proxy; carries the session id and TLS.' },

@@ -1,6 +1,8 @@
-// The password-attack defence every monitor protocol shares: live policies at connect and at login, and the
-// progressive delay of failed-login replies per client address.
+// The password-attack defence every monitor protocol shares: live policies at connect and at login (a protect
+// policy on a user admits only addresses it logged in from before), and the progressive delay of failed-login
+// replies per client address.
 import type { LivePolicy, PolicyTable } from '../policy/live.ts';
+import type { KnownLogins } from './known-logins.ts';
 import type { Emit } from '../core/events.ts';
 import type { SessionFacts } from './session.ts';
 
@@ -18,6 +20,8 @@ export interface GuardOptions {
 export interface LoginDecision {
   /** A block policy: answer a failure without asking the server. */
   refuse?: LivePolicy;
+  /** A protect policy on the user: ask admits() whether this address may log in. */
+  protect?: LivePolicy;
   /** Hold the reply this long (tarpit policies on the address or user). */
   tarpitMs: number;
   policies: LivePolicy[];
@@ -29,6 +33,8 @@ export class LoginGuard {
   constructor(
     private readonly policies: PolicyTable,
     private readonly opts: GuardOptions,
+    /** The addresses users logged in from; without it a protect policy cannot tell the owner and admits everyone. */
+    private readonly known?: KnownLogins,
   ) {}
 
   /** An admin's allow policy on the address exempts it from blocks, tarpits and delays. */
@@ -53,7 +59,21 @@ export class LoginGuard {
     const hits = [...this.policies.match({ ip }), ...this.policies.match({ user })];
     let tarpitMs = 0;
     for (const p of hits) if (p.action === 'tarpit') tarpitMs = Math.max(tarpitMs, Math.min(MAX_TARPIT_MS, Number(p.params.delay_ms ?? 5_000)));
-    return { refuse: hits.find((p) => p.action === 'block'), tarpitMs, policies: hits };
+    return { refuse: hits.find((p) => p.action === 'block'), protect: hits.find((p) => p.action === 'protect'), tarpitMs, policies: hits };
+  }
+
+  /**
+   * Whether a protected user may log in from `ip`: only from an address it logged in from successfully before.
+   * Throws when the store cannot say; the caller then lets the server decide, as without the policy, rather than
+   * lock the owner out.
+   */
+  async admits(user: string, ip: string): Promise<boolean> {
+    return this.known ? this.known.isKnown(user, ip) : true;
+  }
+
+  /** A login the server accepted: its address is known for the user from now on. */
+  succeeded(user: string, ip: string): void {
+    this.known?.remember(user, ip);
   }
 
   /**

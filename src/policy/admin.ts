@@ -10,7 +10,7 @@ export type PolicyTargetKind = import('./live.ts').PolicyTargetKind;
 export type PolicyAction = import('./live.ts').PolicyAction;
 
 export const TARGET_KINDS = ['ip', 'cidr', 'helo', 'sender', 'domain', 'recipient', 'cluster', 'user'] as const satisfies readonly PolicyTargetKind[];
-export const ACTIONS = ['block', 'defer', 'throttle', 'tarpit', 'redirect', 'quarantine', 'allow'] as const satisfies readonly PolicyAction[];
+export const ACTIONS = ['block', 'defer', 'throttle', 'tarpit', 'redirect', 'quarantine', 'allow', 'protect'] as const satisfies readonly PolicyAction[];
 
 export interface PolicyInput {
   target_kind: PolicyTargetKind;
@@ -73,6 +73,8 @@ const PARAMS: Record<PolicyAction, z.ZodType<Record<string, unknown>>> = {
   defer: z.strictObject(common),
   quarantine: z.strictObject(common),
   allow: z.strictObject(common),
+  // A user's own: it has no recipients to scope to and is never a bounce.
+  protect: z.strictObject({}),
 };
 
 const inputSchema = z.strictObject({
@@ -105,6 +107,9 @@ function validate(p: unknown): PolicyInput {
   const r = inputSchema.safeParse(p, { reportInput: true });
   if (!r.success) throw new Error(r.error.issues.map((i) => describeIssue(i)).join('; '));
   const v = r.data;
+  if (v.action === 'protect' && v.target_kind !== 'user') {
+    throw new Error(`action protect guards a mailbox user's logins and needs a user target, not ${v.target_kind} (e.g. policies add user alice@example.com protect)`);
+  }
   const target = normaliseTarget(v.target_kind, v.target);
   const params = PARAMS[v.action].safeParse(v.params, { reportInput: true });
   if (!params.success) throw new Error(params.error.issues.map((i) => describeIssue({ ...i, path: ['params', ...i.path] }, `a parameter of action ${v.action}`)).join('; '));

@@ -6,7 +6,8 @@ import net from 'node:net';
 import { addressMatches } from './match.ts';
 
 export type PolicyTargetKind = 'ip' | 'cidr' | 'helo' | 'sender' | 'domain' | 'recipient' | 'cluster' | 'user';
-export type PolicyAction = 'block' | 'defer' | 'throttle' | 'tarpit' | 'redirect' | 'quarantine' | 'allow';
+/** protect: a mailbox user's logins only from addresses it logged in from before (the monitor; SMTP ignores it). */
+export type PolicyAction = 'block' | 'defer' | 'throttle' | 'tarpit' | 'redirect' | 'quarantine' | 'allow' | 'protect';
 
 export interface LivePolicy {
   id: string;

@@ -207,12 +207,24 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .addColumn('recipients', 'text', (c) => c.notNull())
     .addColumn('sent_at', big, (c) => c.notNull())
     .execute();
+  // The addresses each mailbox user logged in from (trends/known-logins.ts), for protect policies.
+  await db.schema
+    .createTable('mailbox_logins')
+    .ifNotExists()
+    .addColumn('user', 'text', (c) => c.notNull())
+    .addColumn('ip', 'text', (c) => c.notNull())
+    .addColumn('first_ok', big, (c) => c.notNull())
+    .addColumn('last_ok', big, (c) => c.notNull())
+    .addColumn('logins', big, (c) => c.notNull())
+    .addPrimaryKeyConstraint('mailbox_logins_pk', ['user', 'ip'])
+    .execute();
   const idx2: [string, keyof DB, string[]][] = [
     ['quarantine_status', 'quarantine', ['status', 'expires_at']],
     ['correspondents_external', 'correspondents', ['external']],
     ['sent_messages_at', 'sent_messages', ['sent_at']],
     ['policies_target', 'policies', ['target_kind', 'target']],
     ['source_stats_seen', 'source_stats', ['last_seen']],
+    ['mailbox_logins_last', 'mailbox_logins', ['last_ok']],
   ];
   for (const [name, table, cols] of idx2) {
     await db.schema.createIndex(name).ifNotExists().on(table).columns(cols).execute();

@@ -186,6 +186,18 @@ export interface EventRollupsTable {
   ips: number;
 }
 
+/**
+ * Addresses each mailbox user logged in from successfully (the monitor's auth.succeeded events, folded by the
+ * trend analyzer): what a `protect` policy lets in. Kept monitor.known_logins.retention_days after the last login.
+ */
+export interface MailboxLoginsTable {
+  user: string;
+  ip: string;
+  first_ok: number;
+  last_ok: number;
+  logins: number;
+}
+
 export interface DB {
   messages: MessagesTable;
   recipients: RecipientsTable;
@@ -202,4 +214,5 @@ export interface DB {
   source_stats: SourceStatsTable;
   analyzer_state: AnalyzerStateTable;
   event_rollups: EventRollupsTable;
+  mailbox_logins: MailboxLoginsTable;
 }

@@ -16,6 +16,7 @@ import { Windows } from './windows.ts';
 import type { Detector, DetectorContext, Finding, MatrixEvent } from './detector.ts';
 import { detectors as builtIn } from './detectors/index.ts';
 import { SourceStats, SOURCE_TYPES } from './source-stats.ts';
+import { KnownLogins, KNOWN_LOGIN_TYPES } from './known-logins.ts';
 
 const BATCH = 5_000;
 /** A finding for a target already written this recently only refreshes nothing: the policy stands. */
@@ -66,9 +67,9 @@ export interface AnalyzerOptions {
   metadataMs?: number;
 }
 
-/** The event types an analyzer with these detectors reads: theirs and those that change source_stats. */
+/** The event types an analyzer with these detectors reads: theirs and those that change source_stats or mailbox_logins. */
 export function analyzedTypes(detectors: readonly Detector[]): string[] {
-  return [...new Set([...detectors.flatMap((d) => d.types), ...SOURCE_TYPES])];
+  return [...new Set([...detectors.flatMap((d) => d.types), ...SOURCE_TYPES, ...KNOWN_LOGIN_TYPES])];
 }
 
 export class Analyzer {
@@ -79,6 +80,7 @@ export class Analyzer {
   private readonly byType = new Map<string, Detector[]>();
   private readonly types: string[];
   private readonly sources = new SourceStats();
+  private readonly logins = new KnownLogins();
   private readonly allow: PolicyTable;
   private readonly fired = new Map<string, number>();
   private readonly ctx: DetectorContext;
@@ -213,6 +215,7 @@ export class Analyzer {
     const t0 = Date.now();
     for (const e of batch) {
       this.sources.observe(e);
+      this.logins.observe(e);
       for (const d of this.byType.get(e.type) ?? []) {
         const f = d.observe(e, this.ctx);
         if (f?.length) this.findings.push(...f);
@@ -246,7 +249,9 @@ export class Analyzer {
       await this.write(this.findings[0], now);
       this.findings.shift();
     }
-    if (!this.unsaved || (!force && performance.now() - this.savedAt < this.metadataMs)) return;
+    if (!this.unsaved || (!force && !this.logins.full && performance.now() - this.savedAt < this.metadataMs)) return;
+    // Known login addresses first: a crash before the cursor is stored replays their logins, which only recounts.
+    if (this.logins.size) await busyRetry(() => this.logins.flush(this.o.db));
     const cursor = { id: this.stats.cursor, now };
     if (this.o.sqlite) this.sources.flushSqlite(this.o.sqlite, cursor);
     else await this.sources.flush(this.o.db, this.o.dialect, cursor);

@@ -132,8 +132,8 @@ describe('reputation, backscatter, brute force', () => {
     const by = Object.fromEntries(ps.map((p) => [p.target, p]));
     expect(by['198.51.100.30']).toMatchObject({ action: 'block', reason: expect.stringMatching(/^brute force/) });
     expect(by['198.51.100.31']).toMatchObject({ action: 'block', reason: expect.stringMatching(/^password spraying/) });
-    expect(by.bob).toMatchObject({ target_kind: 'user', action: 'tarpit' });
-    expect(by.bob.evidence).toMatchObject({ addresses: 5 });
+    expect(by.bob).toMatchObject({ target_kind: 'user', action: 'protect' });
+    expect(by.bob.evidence).toMatchObject({ addresses: 5, failures: 5 });
     expect(ps).toHaveLength(3);
   });
 });

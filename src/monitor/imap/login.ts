@@ -1,4 +1,5 @@
-// One IMAP login attempt through the proxy: live policies first (block → refused here, tarpit → held), then
+// One IMAP login attempt through the proxy: live policies first (block → refused here, tarpit → held, protect →
+// refused here unless the address is one the user logged in from before), then
 // Postern's own LOGIN to the server, the login event from the server's tagged answer, and the progressive delay of
 // a failure reply. The password goes to the server and nowhere else: not to a log, not to an event.
 import type net from 'node:net';
@@ -23,6 +24,9 @@ export interface LoggedIn {
   rest: Buffer;
 }
 
+/** A function, not an inline test: TypeScript would keep the narrowing of an earlier check across the await. */
+const closed = (s: ImapSession): boolean => s.state === 'closed';
+
 const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
 
 /** Resolves to the server connection on success; on failure the client was already answered and null comes back. */
@@ -44,6 +48,24 @@ export async function attemptLogin(s: ImapSession, a: LoginAttempt): Promise<Log
     await sleep(ctx.guard.failed(facts.ip));
     s.write(`${a.tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`);
     return null;
+  }
+  if (decision.protect) {
+    const p = decision.protect;
+    let admitted = true;
+    try {
+      admitted = await ctx.guard.admits(user, facts.ip);
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message, user, policy: p.id }, 'known login addresses unreadable; this login goes to the server as if the user were not protected');
+    }
+    if (closed(s)) return null;
+    if (!admitted) {
+      // An auth.failed like the server's, so that the detectors keep counting the attack (and keep the policy alive).
+      facts.loginFailures++;
+      emitLogin(ctx.emit, false, 'imap', facts, user, { method: a.method, refused_by: p.id, ...(decision.tarpitMs ? { tarpit_ms: decision.tarpitMs } : {}) });
+      await sleep(ctx.guard.failed(facts.ip));
+      s.write(`${a.tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`);
+      return null;
+    }
   }
   const up = ctx.cfg.upstream;
   const id = [...a.id];
@@ -67,6 +89,7 @@ export async function attemptLogin(s: ImapSession, a: LoginAttempt): Promise<Log
   const extra = { tarpit_ms: decision.tarpitMs || undefined };
   if (res.kind === 'ok') {
     facts.loggedInAt = Date.now();
+    ctx.guard.succeeded(user, facts.ip);
     emitLogin(ctx.emit, true, 'imap', facts, user, { method: a.method, ...extra });
     return res;
   }

@@ -7,6 +7,7 @@ import type { Emit } from '../../core/events.ts';
 import type { Logger } from '../../core/log.ts';
 import type { PolicyTable } from '../../policy/live.ts';
 import { LoginGuard } from '../guard.ts';
+import type { KnownLogins } from '../known-logins.ts';
 import { ImapSession, type ImapContext } from './session.ts';
 
 export interface ImapProxyDeps {
@@ -15,6 +16,8 @@ export interface ImapProxyDeps {
   emit: Emit;
   log: Logger;
   tls: { key: string; cert: string };
+  /** The addresses users logged in from, for protect policies. */
+  known?: KnownLogins;
 }
 
 export interface Listening {
@@ -40,7 +43,7 @@ export class ImapProxy {
         failureDelayMs: cfg.failure_delay_ms,
         failureDelayMaxMs: cfg.failure_delay_max_ms,
         failureWindowS: cfg.failure_window_s,
-      }),
+      }, deps.known),
       emit: deps.emit,
       log: deps.log,
     };

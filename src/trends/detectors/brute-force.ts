@@ -1,7 +1,8 @@
 // Password attacks on mailboxes, from the login events of the monitor: many failures from one address (brute
 // force), one user failing from many addresses (distributed), many users failing from one address (spraying).
-// An address is blocked; a user under attack from many addresses is slowed down (tarpit), not locked out, so that
-// its owner can still log in.
+// An address is blocked; a user under attack from many addresses is protected: while the policy lasts, only the
+// addresses it logged in from before get in (monitor/known-logins.ts), so its owner still can and the attack, from
+// addresses never seen for it, cannot. Refusals by that policy are failures too and keep it alive.
 import type { Detector, DetectorContext, Finding, MatrixEvent } from '../detector.ts';
 import { plainIp, str } from '../detector.ts';
 
@@ -15,14 +16,13 @@ export const bruteForce: Detector = {
     const win = cfg.window_s * 1000;
     const w = ctx.windows;
     const found: Finding[] = [];
-    const make = (target_kind: 'ip' | 'user', target: string, action: 'block' | 'tarpit', reason: string, evidence: Record<string, unknown>) =>
+    const make = (target_kind: 'ip' | 'user', target: string, action: 'block' | 'protect', reason: string, evidence: Record<string, unknown>) =>
       found.push({
         detector: 'brute_force',
         policy: {
           target_kind,
           target,
           action,
-          params: action === 'tarpit' ? { delay_ms: 5_000 } : undefined,
           reason,
           ttl_s: cfg.ttl_s,
           source: 'analyzer:brute_force',
@@ -41,8 +41,14 @@ export const bruteForce: Detector = {
     }
     if (user && e.ip) {
       const ips = w.distinct(`bf:userips:${user}`, plainIp(e.ip), win, e.ts);
+      const failures = w.add(`bf:user:${user}`, win, e.ts);
       if (ips >= cfg.user_ips) {
-        make('user', user, 'tarpit', `distributed brute force: ${user} failed from ${ips} addresses in ${cfg.window_s} s`, { addresses: ips, sample_addresses: w.members(`bf:userips:${user}`, 10), threshold: cfg.user_ips });
+        make('user', user, 'protect', `distributed brute force: ${user} failed from ${ips} addresses in ${cfg.window_s} s`, {
+          addresses: ips,
+          failures,
+          sample_addresses: w.members(`bf:userips:${user}`, 10),
+          threshold: cfg.user_ips,
+        });
       }
     }
     return found;
