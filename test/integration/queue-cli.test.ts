@@ -1,5 +1,6 @@
-// `postern queue list|retry|flush` as separate processes against the store of a running Postern: a deferred
-// message is listed with its next attempt and last error, and retry/flush make it due for the running relay.
+// `postern queue list|retry|flush` against the store of a running Postern (the first as a separate process, the
+// rest in this one, as the CLI tests elsewhere do): a deferred message is listed with its next attempt and last
+// error, and retry/flush make it due for the running relay.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { freshPgSchema, tempDir, TEST_STORE, until } from '../harness/postern.ts
 import { startSink } from '../harness/sink.ts';
 import { missing } from '../harness/services.ts';
 import { cli, writeFile } from '../harness/child.ts';
+import { inProcess } from '../harness/cli.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { startPostern } from '../../src/app.ts';
 import { silentLogger } from '../../src/core/log.ts';
@@ -53,25 +55,25 @@ describe.skipIf(await missing('postgres'))('postern queue', () => {
       expect(list.stdout).toMatch(new RegExp(`${id}  \\S+ \\S+  <alice@example\\.org> → <bob@localhost>  deferred, 1 attempt\\(s\\), next \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\n    last error: 451 4\\.3\\.0 later`));
     }
     expect(list.stdout).toContain('2 message(s), 2 recipient(s)');
-    const json = JSON.parse((await cli(['queue', 'list', '--json', '--config', file], dir)).stdout) as { msg_id: string; next_attempt_at: number; last_error: string }[];
+    const json = JSON.parse((await inProcess(['queue', 'list', '--json', '--config', file])).stdout) as { msg_id: string; next_attempt_at: number; last_error: string }[];
     expect(json.map((r) => r.msg_id).sort()).toEqual([...ids].sort());
     for (const r of json) expect(r.next_attempt_at).toBeGreaterThan(Date.now() + 3_000_000);
 
     refuse = false;
-    const retry = await cli(['queue', 'retry', ids[0], '--config', file], dir);
+    const retry = await inProcess(['queue', 'retry', ids[0], '--config', file]);
     expect(retry).toMatchObject({ code: 0, stdout: `${ids[0]}: 1 recipient(s) due now\n` });
     // The running relay polls every 200 ms here.
     await until(async () => (await status(ids[0])) === 'delivered', 5_000, 'retry picked up by the running relay');
     expect(await status(ids[1])).toBe('deferred');
     expect(sink.messages).toHaveLength(1);
 
-    const flush = await cli(['queue', 'flush', '--config', file], dir);
+    const flush = await inProcess(['queue', 'flush', '--config', file]);
     expect(flush).toMatchObject({ code: 0, stdout: '1 recipient(s) due now\n' });
     await until(async () => (await status(ids[1])) === 'delivered', 5_000, 'flush picked up by the running relay');
     expect(sink.messages).toHaveLength(2);
 
-    expect((await cli(['queue', 'list', '--config', file], dir)).stdout).toContain('queue is empty');
-    const none = await cli(['queue', 'retry', ids[0], '--config', file], dir);
+    expect((await inProcess(['queue', 'list', '--config', file])).stdout).toContain('queue is empty');
+    const none = await inProcess(['queue', 'retry', ids[0], '--config', file]);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain(`nothing waiting for ${ids[0]}`);
   });
