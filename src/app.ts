@@ -35,6 +35,7 @@ import { startWeb, type WebServer } from './center/server.ts';
 import { runDigests, startDigestSchedule, type DigestRun, type DigestSchedule } from './quarantine/digest.ts';
 import { publicBase } from './quarantine/links.ts';
 import { ImapProxy } from './monitor/imap/proxy.ts';
+import { Pop3Proxy } from './monitor/pop3/proxy.ts';
 import { KnownLogins } from './monitor/known-logins.ts';
 import { purgeKnownLogins } from './trends/known-logins.ts';
 
@@ -68,8 +69,8 @@ export interface Postern {
   web: { host: string; port: number; url: string } | null;
   /** Quarantine digests sent now (what the schedule does), with the links this process serves. */
   digests: { run(opts?: { recipient?: string; now?: number }): Promise<DigestRun> };
-  /** Where the monitor proxy listens; imap is null when monitor.imap is off or this process runs no gateway. */
-  monitor: { imap: { host: string; port: number; tlsPort: number | null } | null };
+  /** Where the monitor proxies listen; each is null when its section is off or this process runs no gateway. */
+  monitor: { imap: { host: string; port: number; tlsPort: number | null } | null; pop3: { host: string; port: number; tlsPort: number | null } | null };
   close(): Promise<void>;
 }
 
@@ -97,6 +98,9 @@ export interface StartOptions {
   /** Override monitor.imap.listen and listen_tls (tests use port 0). */
   imapListen?: { host: string; port: number };
   imapTlsListen?: { host: string; port: number };
+  /** Override monitor.pop3.listen and listen_tls (tests use port 0). */
+  pop3Listen?: { host: string; port: number };
+  pop3TlsListen?: { host: string; port: number };
 }
 
 export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Postern> {
@@ -287,7 +291,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       digests,
       outbound: outboundAddr,
       correspondents,
-      monitor: { imap: null },
+      monitor: { imap: null, pop3: null },
       close: stopAll,
     };
   }
@@ -319,16 +323,27 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   log.info({ smtp: `${addr.address}:${addr.port}`, data_dir: dataDir, store: store.dialect, downstream: config.relay.downstream?.host ?? 'maildir' }, 'postern started');
   let imap: ImapProxy | null = null;
   let imapAddr: { host: string; port: number; tlsPort: number | null } | null = null;
+  const kl = config.monitor.known_logins;
+  const known = new KnownLogins(store.db, { retentionMs: kl.retention_days * 86_400_000, sameNetwork: kl.same_network });
   if (config.monitor.imap.enabled) {
     const ilog = log.child({ component: 'monitor' });
-    const kl = config.monitor.known_logins;
-    const known = new KnownLogins(store.db, { retentionMs: kl.retention_days * 86_400_000, sameNetwork: kl.same_network });
     imap = new ImapProxy({ config, policies, emit, log: ilog, tls, known });
     const m = config.monitor.imap;
     const plainAt = opts.imapListen ?? splitListen(m.listen);
     const tlsAt = opts.imapTlsListen ?? (m.listen_tls ? splitListen(m.listen_tls) : null);
     imapAddr = await imap.listen(plainAt, tlsAt);
     ilog.info({ imap: `${imapAddr.host}:${imapAddr.port}`, imaps: imapAddr.tlsPort, upstream: `${m.upstream.host}:${m.upstream.port}` }, 'imap proxy started');
+  }
+  let pop3: Pop3Proxy | null = null;
+  let pop3Addr: { host: string; port: number; tlsPort: number | null } | null = null;
+  if (config.monitor.pop3.enabled) {
+    const plog = log.child({ component: 'monitor' });
+    pop3 = new Pop3Proxy({ config, policies, emit, log: plog, tls, known });
+    const m = config.monitor.pop3;
+    const plainAt = opts.pop3Listen ?? splitListen(m.listen);
+    const tlsAt = opts.pop3TlsListen ?? (m.listen_tls ? splitListen(m.listen_tls) : null);
+    pop3Addr = await pop3.listen(plainAt, tlsAt);
+    plog.info({ pop3: `${pop3Addr.host}:${pop3Addr.port}`, pop3s: pop3Addr.tlsPort, upstream: `${m.upstream.host}:${m.upstream.port}` }, 'pop3 proxy started');
   }
   let closed = false;
   return {
@@ -351,11 +366,12 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     digests,
     outbound: outboundAddr,
     correspondents,
-    monitor: { imap: imapAddr },
+    monitor: { imap: imapAddr, pop3: pop3Addr },
     async close() {
       if (closed) return;
       closed = true;
       await imap?.close();
+      await pop3?.close();
       await gateway.close();
       await stopAll();
     },

@@ -430,6 +430,47 @@ const monitorImap = z.strictObject({
   ),
 });
 
+const pop3Upstream = z.strictObject({
+  host: d(z.string().min(1).default('127.0.0.1'), 'The POP3 server Postern logs users in to (Dovecot, or any POP3 server that takes AUTH PLAIN).'),
+  port: d(z.number().int().min(1).max(65_535).default(110), 'Its port.'),
+  tls: d(
+    z.enum(['none', 'starttls', 'implicit']).default('none'),
+    '"none" for a server on the same host or a private network, "starttls" sends STLS before login (a server that refuses it is not used), "implicit" is TLS from the first byte (port 995).',
+  ),
+  tls_verify: d(z.boolean().default(false), 'Check the server\'s certificate.'),
+  forward_client_ip: d(
+    z.boolean().default(true),
+    'Tell the server each client\'s address, port and Postern\'s session id with XCLIENT before login, when the server offers it in its greeting (Dovecot does so to login_trusted_networks); a client\'s own XCLIENT is always refused.',
+  ),
+  timeout_s: d(z.number().int().min(1).default(30), 'Seconds to wait for the server to connect, greet and answer the login; then the client gets -ERR [SYS/TEMP].'),
+});
+
+const monitorPop3 = z.strictObject({
+  enabled: d(z.boolean().default(false), 'Run the POP3 proxy.'),
+  listen: d(listenAddress.default('127.0.0.1:1110'), 'Address of the POP3 listener (STLS offered; port 110 in production).'),
+  listen_tls: d(
+    z.union([listenAddress, z.literal('')]).default(''),
+    'Address of the implicit-TLS POP3 listener (port 995 in production), e.g. "0.0.0.0:995"; empty for none. Both use gateway.tls\'s certificate.',
+  ),
+  upstream: pop3Upstream.prefault({}),
+  max_line: d(
+    z.number().int().min(255).max(65_536).default(255),
+    'Longest command line in octets, CRLF included (RFC 2449: 255). Longer lines get -ERR and never reach the server; an AUTH exchange may use up to 4096.',
+  ),
+  max_bad_commands: d(
+    z.number().int().min(1).max(100).default(3),
+    'Invalid or refused commands before login after which the client gets "-ERR Too many bad commands." and is disconnected (Dovecot: 3).',
+  ),
+  failure_delay_ms: d(
+    z.number().int().min(0).max(60_000).default(1_000),
+    'Delay of the first failed-login reply to a client address; each further failure from that address within failure_window_s doubles it. 0 = none.',
+  ),
+  failure_delay_max_ms: d(z.number().int().min(0).max(60_000).default(15_000), 'Cap of that delay.'),
+  failure_window_s: d(z.number().int().min(1).default(900), 'An address with no failed login for this long starts again at failure_delay_ms.'),
+  login_timeout_s: d(z.number().int().min(5).default(60), 'Seconds a client may take to log in after connecting.'),
+  idle_timeout_s: d(z.number().int().min(60).default(600), 'Seconds a logged-in client may stay silent (RFC 1939: at least 10 minutes).'),
+});
+
 // The addresses each mailbox user logged in from (table mailbox_logins), which a protect policy lets in.
 const knownLogins = z.strictObject({
   retention_days: d(
@@ -444,8 +485,31 @@ const knownLogins = z.strictObject({
 
 const monitor = z.strictObject({
   imap: monitorImap.prefault({}),
+  pop3: monitorPop3.prefault({}),
   known_logins: knownLogins.prefault({}),
 });
+
+// The similarity index (similarity/): fingerprints of recent messages and the clusters they form.
+const similarity = z.strictObject({
+  window_h: d(z.number().int().min(1).max(24 * 14).default(48), 'Hours a message stays in the similarity index; older ones leave their clusters.'),
+  join_jaccard: d(
+    z.number().min(0.05).max(1).default(0.6),
+    'Estimated Jaccard similarity of the normalised texts\' word 3-shingles at or above which two messages are alike outright.',
+  ),
+  confirm_jaccard: d(
+    z.number().min(0.05).max(1).default(0.3),
+    'Similarity at or above which two messages are alike when their TLSH distance is at most tlsh_max, or they have the same attachment layout, types and normalised names.',
+  ),
+  tlsh_max: d(z.number().int().min(0).max(1_000).default(100), 'TLSH distance of the normalised texts at or below which a match between the two thresholds is confirmed.'),
+  min_shingles: d(
+    z.number().int().min(1).default(8),
+    'Fewest distinct word 3-shingles for a text to be compared at all; shorter messages match only by a shared attachment.',
+  ),
+  bucket_cap: d(
+    z.number().int().min(2).max(10_000).default(32),
+    'Latest messages kept per LSH bucket and per attachment hash: what a query may look at, whatever the size of a campaign.',
+  ),
+}).refine((s) => s.confirm_jaccard <= s.join_jaccard, { path: ['confirm_jaccard'], message: 'must not exceed join_jaccard' });
 
 const log = z.strictObject({
   level: d(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'), 'Log level.'),
@@ -464,6 +528,7 @@ export const configSchema = z.strictObject({
   trends: trends.prefault({}),
   outbound: outbound.prefault({}),
   monitor: monitor.prefault({}),
+  similarity: similarity.prefault({}),
   log: log.prefault({}),
 });
 

@@ -79,6 +79,25 @@ export const EVENT_TYPES = {
     level: 'info',
     description: 'An IMAP proxy session ended: user, TLS, duration, commands, errors, octets each way, and why it ended.',
   },
+  'pop3.connect': { level: 'debug', description: 'A POP3 client connected to the monitor proxy; carries the session id and TLS.' },
+  'pop3.connect.refused': { level: 'info', description: 'A POP3 client was refused at connect by a live block policy on its address.' },
+  'pop3.login.refused': {
+    level: 'info',
+    description: 'A POP3 login was refused by Postern without asking the server (a block policy on the address or the user); carries the user and the policy.',
+  },
+  'pop3.protocol_error': {
+    level: 'info',
+    description:
+      'A POP3 client broke the protocol: unknown command, bad arguments, bare CR, NUL, long line, a command needing login, APOP, bad AUTH data, too many invalid commands, bytes after STLS.',
+  },
+  'pop3.upstream_error': {
+    level: 'warn',
+    description: 'The POP3 server behind the proxy was unreachable, slow, or answered unsafely (bad greeting, bytes injected after STLS).',
+  },
+  'pop3.close': {
+    level: 'info',
+    description: 'A POP3 proxy session ended: user, TLS, duration, commands, errors, octets each way, and why it ended.',
+  },
   'trends.finding': {
     level: 'warn',
     description: 'A trend detector found an attack or anomaly and wrote or extended a live policy; carries the policy and its evidence.',

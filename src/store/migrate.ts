@@ -218,6 +218,16 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .addColumn('logins', big, (c) => c.notNull())
     .addPrimaryKeyConstraint('mailbox_logins_pk', ['user', 'ip'])
     .execute();
+  // The similarity index's window (similarity/store.ts).
+  await db.schema
+    .createTable('similarity_entries')
+    .ifNotExists()
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('ts', big, (c) => c.notNull())
+    .addColumn('cluster', big, (c) => c.notNull())
+    .addColumn('fingerprint', 'text', (c) => c.notNull())
+    .addColumn('facts', 'text', (c) => c.notNull())
+    .execute();
   const idx2: [string, keyof DB, string[]][] = [
     ['quarantine_status', 'quarantine', ['status', 'expires_at']],
     ['correspondents_external', 'correspondents', ['external']],
@@ -225,6 +235,8 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     ['policies_target', 'policies', ['target_kind', 'target']],
     ['source_stats_seen', 'source_stats', ['last_seen']],
     ['mailbox_logins_last', 'mailbox_logins', ['last_ok']],
+    ['similarity_entries_ts', 'similarity_entries', ['ts']],
+    ['similarity_entries_cluster', 'similarity_entries', ['cluster']],
   ];
   for (const [name, table, cols] of idx2) {
     await db.schema.createIndex(name).ifNotExists().on(table).columns(cols).execute();

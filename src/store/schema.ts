@@ -198,6 +198,21 @@ export interface MailboxLoginsTable {
   logins: number;
 }
 
+/**
+ * One message of the similarity index's window (similarity/store.ts): its fingerprint, facts and cluster, written as
+ * it is indexed, so a restart rebuilds the window. Rows older than the window are deleted.
+ */
+export interface SimilarityEntriesTable {
+  id: string;
+  ts: number;
+  /** Cluster id; rewritten when the cluster is merged into another. */
+  cluster: number;
+  /** JSON: Fingerprint */
+  fingerprint: string;
+  /** JSON: EntryFacts */
+  facts: string;
+}
+
 export interface DB {
   messages: MessagesTable;
   recipients: RecipientsTable;
@@ -215,4 +230,5 @@ export interface DB {
   analyzer_state: AnalyzerStateTable;
   event_rollups: EventRollupsTable;
   mailbox_logins: MailboxLoginsTable;
+  similarity_entries: SimilarityEntriesTable;
 }

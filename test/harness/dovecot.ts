@@ -121,6 +121,7 @@ ${o.extra ?? ''}
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`dovecot failed to start (exit ${code}): ${err.trim()}`))));
   });
   await waitForPort(imapPort);
+  await waitForPort(pop3Port);
   return {
     imapPort,
     pop3Port,

@@ -1,6 +1,6 @@
 // The IMAP monitor proxy: a listener with STARTTLS (143) and, when configured, one with implicit TLS (993), each
 // connection an ImapSession in front of the configured IMAP server.
-import net from 'node:net';
+import type net from 'node:net';
 import tls from 'node:tls';
 import type { Config } from '../../config/schema.ts';
 import type { Emit } from '../../core/events.ts';
@@ -8,6 +8,7 @@ import type { Logger } from '../../core/log.ts';
 import type { PolicyTable } from '../../policy/live.ts';
 import { LoginGuard } from '../guard.ts';
 import type { KnownLogins } from '../known-logins.ts';
+import { ProxyListeners, type HostPort, type Listening } from '../listeners.ts';
 import { ImapSession, type ImapContext } from './session.ts';
 
 export interface ImapProxyDeps {
@@ -20,18 +21,10 @@ export interface ImapProxyDeps {
   known?: KnownLogins;
 }
 
-export interface Listening {
-  host: string;
-  port: number;
-  /** The implicit-TLS listener's port; null when listen_tls is empty. */
-  tlsPort: number | null;
-}
-
 export class ImapProxy {
   private readonly ctx: ImapContext;
   private readonly sessions = new Set<ImapSession>();
-  private readonly plain: net.Server;
-  private readonly implicit: tls.Server;
+  private readonly listeners: ProxyListeners;
 
   constructor(deps: ImapProxyDeps) {
     const cfg = deps.config.monitor.imap;
@@ -52,34 +45,20 @@ export class ImapProxy {
       this.sessions.add(s);
       s.start();
     };
-    this.plain = net.createServer(accept);
-    this.implicit = tls.createServer({ key: deps.tls.key, cert: deps.tls.cert }, accept);
-    // A client that fails the TLS handshake never becomes a session; it is not worth more than a debug line.
-    this.implicit.on('tlsClientError', (err) => deps.log.debug({ err: err.message }, 'imap tls handshake failed'));
-    for (const srv of [this.plain, this.implicit]) srv.on('error', (err) => deps.log.warn({ err: err.message }, 'imap listener error'));
+    this.listeners = new ProxyListeners('imap', deps.tls, accept, deps.log);
   }
 
-  async listen(plain: { host: string; port: number }, implicit: { host: string; port: number } | null): Promise<Listening> {
-    const on = (srv: net.Server, host: string, port: number) =>
-      new Promise<net.AddressInfo>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(port, host, () => {
-          srv.removeListener('error', reject);
-          resolve(srv.address() as net.AddressInfo);
-        });
-      });
-    const a = await on(this.plain, plain.host, plain.port);
-    const b = implicit ? await on(this.implicit, implicit.host, implicit.port) : null;
-    return { host: a.address, port: a.port, tlsPort: b?.port ?? null };
+  listen(plain: HostPort, implicit: HostPort | null): Promise<Listening> {
+    return this.listeners.listen(plain, implicit);
   }
 
   /** Stops listening and ends every session with a BYE. */
   async close(): Promise<void> {
-    const closing = [this.plain, this.implicit].filter((s) => s.listening).map((s) => new Promise<void>((r) => s.close(() => r())));
+    const closing = this.listeners.close();
     for (const s of [...this.sessions]) {
       s.write('* BYE Server shutting down.\r\n');
       s.end('shutdown');
     }
-    await Promise.all(closing);
+    await closing;
   }
 }

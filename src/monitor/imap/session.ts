@@ -10,7 +10,7 @@ import type { Logger } from '../../core/log.ts';
 import type { LoginGuard } from '../guard.ts';
 import { SessionFacts, tlsFacts } from '../session.ts';
 import { ImapParser, type ImapCommand, type ParseError, type ParserSink } from './parser.ts';
-import { decodeResponse, SaslExchange } from './sasl.ts';
+import { decodeResponse, SaslExchange } from '../sasl.ts';
 import { clientId, preLoginCapabilities, stringArg } from './wire.ts';
 import { attemptLogin } from './login.ts';
 import { Splice } from './splice.ts';

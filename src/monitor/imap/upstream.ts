@@ -1,14 +1,10 @@
 // Logging a user in to the IMAP server behind the proxy: connect (plain, STARTTLS or implicit TLS), check the
 // greeting, tell it who the client is (ID), send Postern's own LOGIN and read the tagged answer.
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
+import { connect, LineReader, Unavailable, upgrade, type UpstreamTarget } from '../upstream.ts';
 import { astring, capabilitiesIn, idList } from './wire.ts';
 
-export interface UpstreamConfig {
-  host: string;
-  port: number;
-  tls: 'none' | 'starttls' | 'implicit';
-  tls_verify: boolean;
+export interface UpstreamConfig extends UpstreamTarget {
   forward_client_ip: boolean;
   timeout_s: number;
 }
@@ -33,116 +29,23 @@ export type LoginResult =
   | { kind: 'rejected'; text: string }
   | { kind: 'unavailable'; reason: string; detail?: string };
 
-const MAX_LINE = 65_536;
-
-class Unavailable extends Error {
-  constructor(
-    readonly reason: string,
-    readonly detail?: string,
-  ) {
-    super(detail ? `${reason}: ${detail}` : reason);
-  }
-}
-
-/** Reads the server's lines before login; nothing here is passed to the client unchecked. */
-class LineReader {
-  private buf: Buffer = Buffer.alloc(0);
-  private wake: (() => void) | null = null;
-  private ended: Error | null = null;
-  private readonly onData = (d: Buffer) => {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
-    this.wake?.();
-  };
-  private readonly onEnd = (err?: Error) => {
-    this.ended = err ?? new Error('connection closed');
-    this.wake?.();
-  };
-
-  constructor(
-    readonly socket: net.Socket,
-    private readonly deadline: number,
-  ) {
-    socket.on('data', this.onData);
-    socket.on('error', this.onEnd);
-    socket.on('close', () => this.onEnd());
-  }
-
-  async line(): Promise<string> {
-    for (;;) {
-      const lf = this.buf.indexOf(0x0a);
-      if (lf >= 0) {
-        const line = this.buf.toString('latin1', 0, lf).replace(/\r$/, '');
-        this.buf = this.buf.subarray(lf + 1);
-        return line;
-      }
-      if (this.buf.length > MAX_LINE) throw new Unavailable('server_protocol', 'line too long');
-      if (this.ended) throw new Unavailable('server_closed', this.ended.message);
-      const left = this.deadline - Date.now();
-      if (left <= 0) throw new Unavailable('server_timeout');
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(t);
-          this.wake = null;
-          resolve();
-        };
-      });
-    }
-  }
-
-  /** Reads to the tagged reply of `tag`, collecting capabilities seen on the way. */
-  async tagged(tag: string, caps?: string[]): Promise<{ status: string; text: string }> {
-    for (;;) {
-      const l = await this.line();
-      if (l.startsWith('* ')) {
-        if (/^\* BYE/i.test(l)) throw new Unavailable('server_bye', l.slice(0, 200));
-        const c = capabilitiesIn(l);
-        if (c && caps) caps.splice(0, caps.length, ...c);
-        continue;
-      }
-      if (l.startsWith('+')) return { status: '+', text: l.slice(1).trim() };
-      const m = /^(\S+) (OK|NO|BAD)(?: (.*))?$/i.exec(l);
-      if (!m || m[1] !== tag) throw new Unavailable('server_protocol', `unexpected line ${JSON.stringify(l.slice(0, 200))}`);
+/** Reads to the tagged reply of `tag`, collecting capabilities seen on the way. */
+async function tagged(r: LineReader, tag: string, caps?: string[]): Promise<{ status: string; text: string }> {
+  for (;;) {
+    const l = await r.line();
+    if (l.startsWith('* ')) {
+      if (/^\* BYE/i.test(l)) throw new Unavailable('server_bye', l.slice(0, 200));
       const c = capabilitiesIn(l);
       if (c && caps) caps.splice(0, caps.length, ...c);
-      return { status: m[2].toUpperCase(), text: m[3] ?? '' };
+      continue;
     }
+    if (l.startsWith('+')) return { status: '+', text: l.slice(1).trim() };
+    const m = /^(\S+) (OK|NO|BAD)(?: (.*))?$/i.exec(l);
+    if (!m || m[1] !== tag) throw new Unavailable('server_protocol', `unexpected line ${JSON.stringify(l.slice(0, 200))}`);
+    const c = capabilitiesIn(l);
+    if (c && caps) caps.splice(0, caps.length, ...c);
+    return { status: m[2].toUpperCase(), text: m[3] ?? '' };
   }
-
-  /** Stops reading; whatever was read past the last line is returned. */
-  detach(): Buffer {
-    this.socket.removeListener('data', this.onData);
-    this.socket.removeListener('error', this.onEnd);
-    // Until the next owner listens, an error must not go unhandled (it would end the process).
-    this.socket.on('error', () => undefined);
-    const rest = this.buf;
-    this.buf = Buffer.alloc(0);
-    return rest;
-  }
-}
-
-function connect(cfg: UpstreamConfig, deadline: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const opts = { host: cfg.host, port: cfg.port };
-    const s =
-      cfg.tls === 'implicit'
-        ? tls.connect({ ...opts, servername: net.isIP(cfg.host) ? undefined : cfg.host, rejectUnauthorized: cfg.tls_verify })
-        : net.connect(opts);
-    const t = setTimeout(() => {
-      s.destroy();
-      reject(new Unavailable('server_timeout', 'connect'));
-    }, Math.max(1, deadline - Date.now()));
-    s.once(cfg.tls === 'implicit' ? 'secureConnect' : 'connect', () => {
-      clearTimeout(t);
-      s.removeAllListeners('error');
-      s.setNoDelay(true);
-      resolve(s);
-    });
-    s.once('error', (err) => {
-      clearTimeout(t);
-      reject(new Unavailable('server_unreachable', err.message));
-    });
-  });
 }
 
 /**
@@ -161,26 +64,17 @@ export async function upstreamLogin(cfg: UpstreamConfig, req: LoginRequest, onWa
     let caps = capabilitiesIn(greeting) ?? [];
     if (cfg.tls === 'starttls') {
       socket.write('P0 STARTTLS\r\n');
-      const st = await r.tagged('P0');
+      const st = await tagged(r, 'P0');
       if (st.status !== 'OK') throw new Unavailable('server_starttls', st.text.slice(0, 200));
-      // Anything after `OK Begin TLS` was sent before the handshake, so nobody can vouch for it: dropped (IM-10).
-      const junk = r.detach();
-      if (junk.length) onWarning('server_starttls_junk', `${junk.length} octets after the STARTTLS reply dropped`);
-      socket.removeAllListeners('close');
-      const plain = socket;
-      socket = await new Promise<net.Socket>((resolve, reject) => {
-        const t = tls.connect({ socket: plain, servername: net.isIP(cfg.host) ? undefined : cfg.host, rejectUnauthorized: cfg.tls_verify }, () => resolve(t));
-        t.once('error', (err) => reject(new Unavailable('server_tls', err.message)));
-      });
-      r = new LineReader(socket, deadline);
+      ({ socket, reader: r } = await upgrade(r, cfg, deadline, onWarning));
       caps = [];
       socket.write('P1 CAPABILITY\r\n');
-      await r.tagged('P1', caps);
+      await tagged(r, 'P1', caps);
     }
     const literalPlus = caps.some((c) => c.toUpperCase() === 'LITERAL+');
     if (req.id.length) {
       socket.write(`P2 ID ${idList(req.id)}\r\n`);
-      await r.tagged('P2');
+      await tagged(r, 'P2');
     }
     // LOGIN with each value quoted or as a literal, never the client's bytes (IM-12).
     const user = astring(req.user, literalPlus);
@@ -197,14 +91,14 @@ export async function upstreamLogin(cfg: UpstreamConfig, req: LoginRequest, onWa
     }
     socket.write('\r\n');
     const after: string[] = [];
-    const res = await r.tagged('P3', after);
+    const res = await tagged(r, 'P3', after);
     if (res.status !== 'OK') {
       socket.destroy();
       return { kind: 'rejected', text: res.text };
     }
     if (!after.length) {
       socket.write('P4 CAPABILITY\r\n');
-      await r.tagged('P4', after);
+      await tagged(r, 'P4', after);
     }
     if (!after.some((c) => c.toUpperCase() === 'LITERAL+')) {
       socket.end('P5 LOGOUT\r\n');
@@ -220,6 +114,6 @@ export async function upstreamLogin(cfg: UpstreamConfig, req: LoginRequest, onWa
 }
 
 async function expectContinue(r: LineReader): Promise<void> {
-  const c = await r.tagged('P3');
+  const c = await tagged(r, 'P3');
   if (c.status !== '+') throw new Unavailable('server_protocol', `literal refused: ${c.status} ${c.text.slice(0, 200)}`);
 }

@@ -1,5 +1,6 @@
-// AUTHENTICATE PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login) as Postern reads them before passing the
-// credentials on as its own LOGIN. Strict base64: Dovecot's CVE-2025-59028 was invalid base64 in authentication.
+// SASL PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login) as Postern reads them from a client (IMAP
+// AUTHENTICATE, POP3 AUTH) before passing the credentials on in its own login to the server. Strict base64:
+// Dovecot's CVE-2025-59028 was invalid base64 in authentication.
 
 export type SaslStep =
   | { kind: 'done'; user: Buffer; password: Buffer }
@@ -32,7 +33,7 @@ export class SaslExchange {
       if (parts.length !== 3) return { kind: 'error', text: 'Invalid PLAIN response' };
       const [authz, user, password] = parts;
       if (!user.length) return { kind: 'error', text: 'Invalid PLAIN response: empty user name' };
-      // Logging in as someone else (a master user) cannot be passed on as LOGIN.
+      // Logging in as someone else (a master user) is not passed on: Postern logs in as the user only.
       if (authz.length && !authz.equals(user)) return { kind: 'error', text: 'Authorization identity not supported' };
       return { kind: 'done', user, password };
     }

@@ -1,0 +1,52 @@
+// One POP3 login attempt through the proxy: live policies first (login-gate.ts), then Postern's own AUTH PLAIN to
+// the server, the login event from the server's answer, and the progressive delay of a failure reply. The password
+// goes to the server and nowhere else: not to a log, not to an event.
+import { loginFailed, loginGate, loginSucceeded } from '../login-gate.ts';
+import type { Pop3Session } from './session.ts';
+import { upstreamLogin, type LoginResult } from './upstream.ts';
+
+export interface LoginAttempt {
+  user: Buffer;
+  password: Buffer;
+  /** USER or AUTH <mechanism>, for the event. */
+  method: string;
+}
+
+export type LoggedIn = Extract<LoginResult, { kind: 'ok' }>;
+
+/** The server's own trouble (RFC 2449 / RFC 3206 response codes), not a wrong password: it counts against nobody. */
+const SERVER_TROUBLE = /^\[(SYS\/|IN-USE|LOGIN-DELAY)/i;
+
+/** Resolves to the server connection on success; on failure the client was already answered and null comes back. */
+export async function attemptLogin(s: Pop3Session, a: LoginAttempt): Promise<LoggedIn | null> {
+  const { ctx, facts } = s;
+  const user = a.user.toString('utf8');
+  const gate = await loginGate(ctx, 'pop3', facts, user, a.method, () => s.state === 'closed');
+  if (gate.kind === 'closed') return null;
+  if (gate.kind === 'refused') {
+    s.write('-ERR [AUTH] Authentication failed.\r\n');
+    return null;
+  }
+  const up = ctx.cfg.upstream;
+  const upstreamError = (reason: string, detail?: string, more: Record<string, unknown> = {}) =>
+    ctx.emit('pop3.upstream_error', { ip: facts.ip, conn_id: facts.id, data: { session: facts.id, reason, detail, server: `${up.host}:${up.port}`, ...more } });
+  const client = up.forward_client_ip ? { ip: facts.ip, port: facts.port, session: facts.id } : null;
+  const res = await upstreamLogin(up, { user: a.user, password: a.password, client }, upstreamError);
+  if (res.kind === 'unavailable') {
+    upstreamError(res.reason, res.detail);
+    s.write('-ERR [SYS/TEMP] Server unavailable, try again later.\r\n');
+    return null;
+  }
+  if (res.kind === 'ok') {
+    loginSucceeded(ctx, 'pop3', facts, user, a.method, gate.tarpitMs);
+    return res;
+  }
+  if (SERVER_TROUBLE.test(res.text)) {
+    upstreamError('server_refused', res.text.slice(0, 200), { user });
+    s.write(`-ERR ${res.text}\r\n`);
+    return null;
+  }
+  await loginFailed(ctx, 'pop3', facts, user, a.method, gate.tarpitMs);
+  s.write(`-ERR ${res.text.startsWith('[') ? res.text : `[AUTH] ${res.text}`}\r\n`);
+  return null;
+}

@@ -1,0 +1,19 @@
+// Types for the parts of the `tlsh` package (a CommonJS port of Trend Micro's TLSH without its own types) used here.
+declare module 'tlsh' {
+  /** The 70-hex-digit digest of a string of octets (code units 0-255); throws when the input is too short or too plain. */
+  function hash(data: string): string;
+  export default hash;
+}
+
+declare module 'tlsh/lib/digests/digest-hash-builder.js' {
+  interface Digest {
+    /** TLSH distance: 0 for near-identical inputs, 200 and more for unrelated ones. */
+    calculateDifference(other: Digest, lengthDiff: boolean): number;
+  }
+  class DigestHashBuilder {
+    withHash(hex: string): DigestHashBuilder;
+    build(): Digest;
+  }
+  export default DigestHashBuilder;
+  export type { Digest };
+}
