@@ -149,8 +149,4 @@ export class Clusters {
   list(): ClusterStats[] {
     return [...this.live.keys()].map((id) => this.stats(id) as ClusterStats).sort((a, b) => b.members - a.members);
   }
-
-  get size(): number {
-    return this.live.size;
-  }
 }

@@ -5,6 +5,7 @@ import type { Attachment } from 'postal-mime';
 import type { MessageView } from '../analysis/message-view.ts';
 import { extractUrls } from '../analysis/checks/urls/extract.ts';
 import { readZip } from '../analysis/checks/attachments/zip.ts';
+import { inspectPackage } from '../analysis/checks/attachments/office.ts';
 import { minhash, shingleHashes } from './minhash.ts';
 import { nameWords, normaliseName, normalisedText, normalisedTokens } from './normalise.ts';
 import { tlshOf } from './tlsh.ts';
@@ -44,6 +45,8 @@ const MAX_DOMAINS = 20;
 const MAX_FILES = 50;
 /** Caps on opening an archive for member hashes; the attachments check enforces the strict ones and symbols. */
 const ZIP_LIMITS = { maxMembers: 100, maxExpandedBytes: 32 * 1024 * 1024, maxRatio: 200, maxMemberBytes: 8 * 1024 * 1024 };
+
+const OFFICE_PAYLOAD = /vbaproject\.bin$|\/embeddings\/|oleobject\d*\.bin$|activex\d*\.bin$/i;
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -99,10 +102,17 @@ async function make(view: MessageView): Promise<Fingerprint> {
   };
 }
 
-/** SHA-256 of each member of a zip read in full, under the caps; a zip that does not open gives none. */
+/**
+ * SHA-256 of each member of a zip read in full, under the caps; a zip that does not open gives none. Of an Office
+ * or OpenDocument package only the payload parts count (macros, embedded objects): its XML parts and styles are the
+ * same in unrelated documents made by the same program.
+ */
 async function memberHashes(zip: Buffer): Promise<string[]> {
   const budget = { members: ZIP_LIMITS.maxMembers, expanded: ZIP_LIMITS.maxExpandedBytes };
   const listing = await readZip(zip, ZIP_LIMITS, budget, () => true);
   if (listing.error || listing.bomb.length) return [];
-  return listing.members.filter((m) => m.complete && m.bytes && m.bytes.length > 0).map((m) => sha256(m.bytes as Buffer));
+  const office = inspectPackage(listing.members.map((m) => m.name)).office;
+  return listing.members
+    .filter((m) => m.complete && m.bytes && m.bytes.length > 0 && (!office || OFFICE_PAYLOAD.test(m.name)))
+    .map((m) => sha256(m.bytes as Buffer));
 }

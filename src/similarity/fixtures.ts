@@ -114,10 +114,11 @@ export function unrelatedMail(ham: number): { name: string; raw: Buffer }[] {
   for (const dir of ['clean', 'business']) {
     for (const f of fs.readdirSync(path.join(FIXTURES, dir)).sort()) if (f.endsWith('.eml')) out.push({ name: `${dir}/${f}`, raw: fs.readFileSync(path.join(FIXTURES, dir, f)) });
   }
-  const fixtures = out.length;
   const items = corpus().filter((it) => it.cls === 'ham');
-  // Spread over the whole folders (easy and hard ham, every list they hold), not the first files only.
-  const step = Math.max(1, Math.floor(items.length / ham));
-  for (let i = 0; i < items.length && out.length < fixtures + ham; i += step) out.push({ name: `${items[i].folder}/${items[i].name}`, raw: readCorpusItem(items[i]) });
+  // Spread evenly over the whole folders (easy and hard ham, every list they hold), not the first files only.
+  for (let k = 0; k < Math.min(ham, items.length); k++) {
+    const it = items[Math.floor((k * items.length) / Math.min(ham, items.length))];
+    out.push({ name: `${it.folder}/${it.name}`, raw: readCorpusItem(it) });
+  }
   return out;
 }

@@ -75,6 +75,7 @@ describe('SimilarityIndex', () => {
     const index = new SimilarityIndex(OPTIONS);
     const a = index.insert('a', await fp({ text: PAYROLL }), T0, facts('192.0.2.1'));
     index.insert('b', await fp({ text: PAYROLL, greeting: 'Hi Bob,' }), T0 + 10 * H, facts('192.0.2.2'));
+    expect(index.query(await fp({ text: PAYROLL, greeting: 'Hi Dan,' }), T0 + 48 * H + 1).map((m) => m.id)).toEqual(['b']);
     expect(index.evict(T0 + 48 * H)).toBe(0);
     expect(index.evict(T0 + 48 * H + 1)).toBe(1);
     expect(index.clusterOf('a')).toBeUndefined();

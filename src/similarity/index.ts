@@ -107,8 +107,12 @@ export class SimilarityIndex {
     return this.byId.size;
   }
 
-  /** Recent messages like this fingerprint, best first (at most 20). */
-  query(fp: Fingerprint): Match[] {
+  /**
+   * Recent messages like this fingerprint, best first (at most 20). With `now`, entries the window has left behind
+   * but that no insert has evicted yet are passed over.
+   */
+  query(fp: Fingerprint, now?: number): Match[] {
+    const cutoff = now === undefined ? -Infinity : now - this.options.windowMs;
     const sketch = this.usable(fp) ? Uint32Array.from(fp.minhash) : undefined;
     const cands = new Map<Entry, boolean>();
     if (sketch) {
@@ -120,6 +124,7 @@ export class SimilarityIndex {
     let digest: Digest | undefined | null = null;
     const out: Match[] = [];
     for (const [e, sharedFile] of cands) {
+      if (e.ts < cutoff) continue;
       const j = sketch && e.slot >= 0 ? jaccard(sketch, 0, this.chunk(e.slot), (e.slot % CHUNK) * PERMUTATIONS) : 0;
       const sameShape = e.shape === fp.structure.shape;
       let tlsh: number | undefined;
@@ -149,7 +154,7 @@ export class SimilarityIndex {
   insert(id: string, fp: Fingerprint, ts: number, facts: EntryFacts): InsertResult {
     if (this.byId.has(id)) throw new Error(`similarity index: id "${id}" is already indexed`);
     this.evict(ts);
-    const matches = this.query(fp);
+    const matches = this.query(fp, ts);
     const found = new Set(matches.map((m) => m.cluster));
     let cluster: number;
     let merged: number[] = [];
