@@ -39,6 +39,12 @@ import { Pop3Proxy } from './monitor/pop3/proxy.ts';
 import { KnownLogins } from './monitor/known-logins.ts';
 import { purgeKnownLogins } from './trends/known-logins.ts';
 
+/** What app.ts needs of a mailbox protocol's proxy. */
+interface MailboxProxy {
+  listen(plain: { host: string; port: number }, secure: { host: string; port: number } | null): Promise<{ host: string; port: number; tlsPort: number | null }>;
+  close(): Promise<void>;
+}
+
 export interface Postern {
   /** Where SMTP listens; port 0 when this process runs no gateway. */
   smtp: { host: string; port: number };
@@ -321,30 +327,26 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const want = opts.listen ?? splitListen(config.gateway.listen);
   const addr = await gateway.listen(want.host, want.port);
   log.info({ smtp: `${addr.address}:${addr.port}`, data_dir: dataDir, store: store.dialect, downstream: config.relay.downstream?.host ?? 'maildir' }, 'postern started');
-  let imap: ImapProxy | null = null;
-  let imapAddr: { host: string; port: number; tlsPort: number | null } | null = null;
   const kl = config.monitor.known_logins;
   const known = new KnownLogins(store.db, { retentionMs: kl.retention_days * 86_400_000, sameNetwork: kl.same_network });
-  if (config.monitor.imap.enabled) {
-    const ilog = log.child({ component: 'monitor' });
-    imap = new ImapProxy({ config, policies, emit, log: ilog, tls, known });
-    const m = config.monitor.imap;
-    const plainAt = opts.imapListen ?? splitListen(m.listen);
-    const tlsAt = opts.imapTlsListen ?? (m.listen_tls ? splitListen(m.listen_tls) : null);
-    imapAddr = await imap.listen(plainAt, tlsAt);
-    ilog.info({ imap: `${imapAddr.host}:${imapAddr.port}`, imaps: imapAddr.tlsPort, upstream: `${m.upstream.host}:${m.upstream.port}` }, 'imap proxy started');
-  }
-  let pop3: Pop3Proxy | null = null;
-  let pop3Addr: { host: string; port: number; tlsPort: number | null } | null = null;
-  if (config.monitor.pop3.enabled) {
-    const plog = log.child({ component: 'monitor' });
-    pop3 = new Pop3Proxy({ config, policies, emit, log: plog, tls, known });
-    const m = config.monitor.pop3;
-    const plainAt = opts.pop3Listen ?? splitListen(m.listen);
-    const tlsAt = opts.pop3TlsListen ?? (m.listen_tls ? splitListen(m.listen_tls) : null);
-    pop3Addr = await pop3.listen(plainAt, tlsAt);
-    plog.info({ pop3: `${pop3Addr.host}:${pop3Addr.port}`, pop3s: pop3Addr.tlsPort, upstream: `${m.upstream.host}:${m.upstream.port}` }, 'pop3 proxy started');
-  }
+  // The mailbox protocols' proxies in front of the mail server (monitor/), each when enabled.
+  const mlog = log.child({ component: 'monitor' });
+  const proxyDeps = { config, policies, emit, log: mlog, tls, known };
+  const startProxy = async (
+    name: 'imap' | 'pop3',
+    proxy: MailboxProxy,
+    m: { listen: string; listen_tls: string; upstream: { host: string; port: number } },
+    plain?: { host: string; port: number },
+    secure?: { host: string; port: number },
+  ) => {
+    const at = await proxy.listen(plain ?? splitListen(m.listen), secure ?? (m.listen_tls ? splitListen(m.listen_tls) : null));
+    mlog.info({ protocol: name, listen: `${at.host}:${at.port}`, tls_port: at.tlsPort, upstream: `${m.upstream.host}:${m.upstream.port}` }, `${name} proxy started`);
+    return at;
+  };
+  const imap = config.monitor.imap.enabled ? new ImapProxy(proxyDeps) : null;
+  const imapAddr = imap && (await startProxy('imap', imap, config.monitor.imap, opts.imapListen, opts.imapTlsListen));
+  const pop3 = config.monitor.pop3.enabled ? new Pop3Proxy(proxyDeps) : null;
+  const pop3Addr = pop3 && (await startProxy('pop3', pop3, config.monitor.pop3, opts.pop3Listen, opts.pop3TlsListen));
   let closed = false;
   return {
     smtp: { host: addr.address, port: addr.port },

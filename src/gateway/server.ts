@@ -68,6 +68,17 @@ export interface GatewayDeps {
   history?(ip: string): Promise<{ accepted: number; refused: number; protocolErrors: number } | undefined>;
 }
 
+/** Starts an smtp-server listening; resolves with the address it got (port 0: the one the system chose). */
+export function listenSmtp(server: SMTPServer, host: string, port: number): Promise<net.AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve((server as unknown as { server: net.Server }).server.address() as net.AddressInfo);
+    });
+  });
+}
+
 /** The smtp-server settings the inbound gateway and the outbound listener share: limits, extensions, TLS. */
 export function smtpServerOptions(config: Config, tls: { key: Buffer | string; cert: Buffer | string }, banner: string): SMTPServerOptions {
   const g = config.gateway;
@@ -145,13 +156,7 @@ export class Gateway {
   }
 
   listen(host: string, port: number): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.removeListener('error', reject);
-        resolve((this.server as unknown as { server: net.Server }).server.address() as net.AddressInfo);
-      });
-    });
+    return listenSmtp(this.server, host, port);
   }
 
   close(): Promise<void> {

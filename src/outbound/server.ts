@@ -15,7 +15,7 @@ import { splitHeaders } from '../analysis/message-view.ts';
 import { normalizeNewlines } from '../gateway/phases/data.ts';
 import type { Acceptor } from '../gateway/accept.ts';
 import type { Handoff } from '../relay/queue.ts';
-import { smtpServerOptions } from '../gateway/server.ts';
+import { listenSmtp, smtpServerOptions } from '../gateway/server.ts';
 import { routeFor } from '../relay/route.ts';
 import { recordOutbound, type CorrespondentBook } from './correspondents.ts';
 import type { StoreDb } from '../store/db.ts';
@@ -57,13 +57,7 @@ export class OutboundListener {
   }
 
   listen(host: string, port: number): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.removeListener('error', reject);
-        resolve((this.server as unknown as { server: net.Server }).server.address() as net.AddressInfo);
-      });
-    });
+    return listenSmtp(this.server, host, port);
   }
 
   close(): Promise<void> {
