@@ -10,6 +10,34 @@ export interface UpstreamTarget {
   tls_verify: boolean;
 }
 
+/** A protocol's upstream settings: where the server is, and how the login to it goes. */
+export interface UpstreamConfig extends UpstreamTarget {
+  forward_client_ip: boolean;
+  timeout_s: number;
+}
+
+/** How Postern's own login to the server ended. */
+export type LoginResult =
+  | {
+      kind: 'ok';
+      socket: net.Socket;
+      /** The server's answer to the login, as the protocol passes it on. */
+      text: string;
+      /** What the server advertises after login. */
+      capabilities: string[];
+      /** Bytes that came after the last answer, to pass on first. */
+      rest: Buffer;
+    }
+  | { kind: 'rejected'; text: string }
+  | { kind: 'unavailable'; reason: string; detail?: string };
+
+/** The server connection during a login; socket and reader change at the STARTTLS upgrade. */
+export interface UpstreamConn {
+  socket: net.Socket;
+  reader: LineReader;
+  deadline: number;
+}
+
 /** The server cannot be used for this login: unreachable, slow, or unsafe. `reason` goes into the upstream_error event. */
 export class Unavailable extends Error {
   constructor(
@@ -108,12 +136,8 @@ export function connect(cfg: UpstreamTarget, deadline: number): Promise<net.Sock
  * The TLS handshake after the server agreed to STARTTLS/STLS. Anything the server sent after its agreement came
  * before the handshake, so nobody can vouch for it: it is dropped and reported (IM-10), never read inside TLS.
  */
-export async function upgrade(
-  r: LineReader,
-  cfg: UpstreamTarget,
-  deadline: number,
-  onWarning: (reason: string, detail: string) => void,
-): Promise<{ socket: net.Socket; reader: LineReader }> {
+export async function upgrade(c: UpstreamConn, cfg: UpstreamTarget, onWarning: (reason: string, detail: string) => void): Promise<UpstreamConn> {
+  const r = c.reader;
   const junk = r.detach();
   if (junk.length) onWarning('server_starttls_junk', `${junk.length} octets after the STARTTLS reply dropped`);
   const plain = r.socket;
@@ -122,5 +146,25 @@ export async function upgrade(
     const t = tls.connect({ socket: plain, servername: net.isIP(cfg.host) ? undefined : cfg.host, rejectUnauthorized: cfg.tls_verify }, () => resolve(t));
     t.once('error', (err) => reject(new Unavailable('server_tls', err.message)));
   });
-  return { socket, reader: new LineReader(socket, deadline) };
+  c.socket = socket;
+  c.reader = new LineReader(socket, c.deadline);
+  return c;
+}
+
+/**
+ * Runs a protocol's login steps on a new server connection within cfg.timeout_s. Whatever goes wrong on the way
+ * closes the connection and ends as `unavailable`, with the reason for the upstream_error event.
+ */
+export async function loginUpstream(cfg: UpstreamConfig, steps: (c: UpstreamConn) => Promise<LoginResult>): Promise<LoginResult> {
+  const deadline = Date.now() + cfg.timeout_s * 1000;
+  let conn: UpstreamConn | undefined;
+  try {
+    const socket = await connect(cfg, deadline);
+    conn = { socket, reader: new LineReader(socket, deadline), deadline };
+    return await steps(conn);
+  } catch (err) {
+    conn?.socket.destroy();
+    if (err instanceof Unavailable) return { kind: 'unavailable', reason: err.reason, detail: err.detail };
+    return { kind: 'unavailable', reason: 'server_error', detail: (err as Error).message };
+  }
 }

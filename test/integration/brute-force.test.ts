@@ -4,12 +4,12 @@
 // login addresses the analyzer learns, and their retention.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TEST_STORE, freshPgSchema, startTestPostern, tempDir, until, type TestPostern } from '../harness/postern.ts';
 import { missing } from '../harness/services.ts';
-import { startDovecot, type Dovecot } from '../harness/dovecot.ts';
+import { closedAfterEach, dovecotForSuite } from '../harness/proxy-suite.ts';
+import { inProcess } from '../harness/cli.ts';
 import { RawImap } from '../harness/imap-client.ts';
-import { main } from '../../src/main.ts';
 import { validatePolicyInput } from '../../src/policy/admin.ts';
 import { purgeKnownLogins } from '../../src/trends/known-logins.ts';
 import type { AuthSimReport } from '../../src/monitor/simulate.ts';
@@ -28,42 +28,10 @@ interface Running {
   imap: number;
 }
 
-const open: { close(): unknown }[] = [];
-afterEach(async () => {
-  for (const o of open.splice(0).reverse()) await o.close();
-  vi.restoreAllMocks();
-});
-
-/** Runs the command line in-process; its exit code and what it printed. */
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
+const open = closedAfterEach();
 
 describe.skipIf(why)('password attacks on the IMAP proxy', () => {
-  let dv: Dovecot;
-
-  beforeAll(async () => {
-    dv = await startDovecot({
-      users: { alice: ALICE_PW, bob: BOB_PW },
-      authFailureDelayS: 0,
-      noPenalty: true,
-      extra: 'login_trusted_networks = 127.0.0.1/32',
-    });
-  });
-
-  afterAll(async () => {
-    await dv?.stop();
-  });
+  const dovecot = dovecotForSuite({ alice: ALICE_PW, bob: BOB_PW });
 
   /**
    * A Postern with the IMAP proxy and the analyzer, and a config file for the CLI that points at its store. The
@@ -74,7 +42,7 @@ describe.skipIf(why)('password attacks on the IMAP proxy', () => {
     const dir = tempDir();
     const pgs = TEST_STORE === 'postgres' ? await freshPgSchema() : undefined;
     const store = pgs ? `\n[store]\nurl = ${JSON.stringify(pgs.url)}\n` : '';
-    const imap = `[monitor.imap]\nenabled = true\nfailure_delay_ms = 250\nfailure_delay_max_ms = 2000\n[monitor.imap.upstream]\nhost = "127.0.0.1"\nport = ${dv.imapPort}\n`;
+    const imap = `[monitor.imap]\nenabled = true\nfailure_delay_ms = 250\nfailure_delay_max_ms = 2000\n[monitor.imap.upstream]\nhost = "127.0.0.1"\nport = ${dovecot().imapPort}\n`;
     const p = await startTestPostern(`${imap}\n[trends]\npoll_ms = 50\n${store}`, { dir, store: 'sqlite' });
     open.push({ close: async () => (await p.close(), await pgs?.drop()) });
     const file = path.join(dir, 'postern.toml');
@@ -83,7 +51,7 @@ describe.skipIf(why)('password attacks on the IMAP proxy', () => {
   }
 
   async function simulate(r: Running, scenario: string, ...more: string[]): Promise<{ code: number; report: AuthSimReport & { policy: { id: string; target_kind: string; target: string; action: string; source: string; evidence: Record<string, unknown> } | null } }> {
-    const { code, out, err } = await cli('simulate', scenario, '--config', r.file, '--host', '127.0.0.1', '--port', String(r.imap), '--user', ALICE, '--password', ALICE_PW, '--json', ...more);
+    const { code, stdout: out, stderr: err } = await inProcess(['simulate', scenario, '--config', r.file, '--host', '127.0.0.1', '--port', String(r.imap), '--user', ALICE, '--password', ALICE_PW, '--json', ...more]);
     expect(err).toBe('');
     return { code, report: JSON.parse(out) };
   }
@@ -126,7 +94,7 @@ describe.skipIf(why)('password attacks on the IMAP proxy', () => {
 
   it('spraying one address over many users: stopped by an address block; prints the story; the real user never refused', async () => {
     const r = await postern();
-    const { code, out, err } = await cli('simulate', 'spraying', '--config', r.file, '--port', String(r.imap), '--user', ALICE, '--password', ALICE_PW, '--attacker-net', '127.0.32', '--legit-net', '127.0.42');
+    const { code, stdout: out, stderr: err } = await inProcess(['simulate', 'spraying', '--config', r.file, '--port', String(r.imap), '--user', ALICE, '--password', ALICE_PW, '--attacker-net', '127.0.32', '--legit-net', '127.0.42']);
     expect(err).toBe('');
     expect(code).toBe(0);
     expect(out).toMatch(/spraying against 127\.0\.0\.1:\d+ from 127\.0\.32\.0\/24; alice@localhost logs in from 127\.0\.42\.10 every second/);
@@ -148,15 +116,15 @@ describe.skipIf(why)('password attacks on the IMAP proxy', () => {
       return res;
     };
     expect(await login('127.0.50.11')).toMatch(/^a OK/m);
-    const { code, out } = await cli('policies', 'add', 'user', BOB, 'protect', '--ttl', '30m', '--config', r.file);
+    const { code, stdout: out } = await inProcess(['policies', 'add', 'user', BOB, 'protect', '--ttl', '30m', '--config', r.file]);
     expect(code).toBe(0);
     const id = out.trim();
     await r.p.app.policies.load();
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     // Even the right password is refused from an address never seen for bob, and Dovecot never hears of it.
     expect(await login('127.0.50.12')).toMatch(/^a NO \[AUTHENTICATIONFAILED\] Authentication failed\./m);
     // Dovecot logs the client's address (forwarded by Postern) with every login and failure it sees.
-    expect(dv.log().slice(mark)).not.toContain('127.0.50.12');
+    expect(dovecot().log().slice(mark)).not.toContain('127.0.50.12');
     expect(await login('127.0.50.11')).toMatch(/^a OK/m);
     // A wrong password from the known address still goes to Dovecot and fails there.
     expect(await login('127.0.50.11', 'wrong')).toMatch(/^a NO/m);
@@ -190,7 +158,7 @@ describe('the protect action', () => {
     expect(() => validatePolicyInput({ target_kind: 'user', target: 'alice@example.com', action: 'protect', params: { delay_ms: 5 }, reason: 'r' })).toThrow(
       'params.delay_ms is not a parameter of action protect',
     );
-    const { code, err } = await cli('policies', 'add', 'domain', 'example.com', 'protect', '--config', path.join(tempDir(), 'none.toml'));
+    const { code, stderr: err } = await inProcess(['policies', 'add', 'domain', 'example.com', 'protect', '--config', path.join(tempDir(), 'none.toml')]);
     expect(code).toBe(64);
     expect(err).toContain('action protect guards a mailbox user\'s logins and needs a user target, not domain');
   });

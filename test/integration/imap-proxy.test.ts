@@ -3,14 +3,12 @@
 // reliability.md §3 answered by Postern and never reaching Dovecot, a blocked address, and a password-guessing
 // attack stopped by the trend analyzer while the real user still logs in.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ImapFlow } from 'imapflow';
 import { startTestPostern, until, type TestPostern } from '../harness/postern.ts';
 import { missing } from '../harness/services.ts';
-import { startDovecot, type Dovecot } from '../harness/dovecot.ts';
+import { closedAfterEach, dovecotForSuite, fakeServer, posternPems, storedEvents, upstreamErrors } from '../harness/proxy-suite.ts';
 import { RawImap } from '../harness/imap-client.ts';
 import { addPolicy } from '../../src/policy/admin.ts';
 
@@ -25,10 +23,7 @@ const ODD = 'odd user@localhost';
 const ODD_PW = 'p "w\\d {3}';
 const MESSAGE = 'From: carol@example.org\r\nTo: alice@localhost\r\nSubject: quarterly figures\r\nMessage-ID: <fig-1@example.org>\r\n\r\nThe figures are attached.\r\n';
 
-const open: { close(): unknown }[] = [];
-afterEach(async () => {
-  for (const o of open.splice(0).reverse()) await o.close();
-});
+const open = closedAfterEach();
 
 async function raw(port: number, opts: { localAddress?: string; tls?: boolean } = {}): Promise<{ c: RawImap; greeting: string }> {
   const r = await RawImap.open(port, opts);
@@ -37,31 +32,21 @@ async function raw(port: number, opts: { localAddress?: string; tls?: boolean } 
 }
 
 describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
-  let dv: Dovecot;
-
-  beforeAll(async () => {
-    dv = await startDovecot({
-      users: { alice: ALICE_PW, bob: BOB_PW, [ODD]: ODD_PW },
-      authFailureDelayS: 0,
-      noPenalty: true,
-      // Dovecot believes the client address Postern forwards in ID only from here.
-      extra: 'login_trusted_networks = 127.0.0.1/32\nauth_username_chars =',
-    });
-    const { c } = await RawImap.open(dv.imapPort);
-    expect(await c.cmd('s1', `LOGIN ${ALICE} ${ALICE_PW}`)).toMatch(/s1 OK/);
-    expect(await c.cmd('s2', 'CREATE Keep')).toMatch(/s2 OK/);
-    c.write(`s3 APPEND INBOX {${MESSAGE.length}+}\r\n${MESSAGE}\r\n`);
-    expect(await c.tagged('s3')).toMatch(/s3 OK/);
-    c.close();
-  });
-
-  afterAll(async () => {
-    await dv?.stop();
+  const dovecot = dovecotForSuite({ alice: ALICE_PW, bob: BOB_PW, [ODD]: ODD_PW }, {
+    extra: 'auth_username_chars =',
+    setup: async (dv) => {
+      const { c } = await RawImap.open(dv.imapPort);
+      expect(await c.cmd('s1', `LOGIN ${ALICE} ${ALICE_PW}`)).toMatch(/s1 OK/);
+      expect(await c.cmd('s2', 'CREATE Keep')).toMatch(/s2 OK/);
+      c.write(`s3 APPEND INBOX {${MESSAGE.length}+}\r\n${MESSAGE}\r\n`);
+      expect(await c.tagged('s3')).toMatch(/s3 OK/);
+      c.close();
+    },
   });
 
   async function proxy(imap = '', more = ''): Promise<TestPostern & { imap: number; imaps: number }> {
     const p = await startTestPostern(
-      `[monitor.imap]\nenabled = true\n${/failure_delay_ms/.test(imap) ? '' : 'failure_delay_ms = 0\n'}${imap}\n[monitor.imap.upstream]\nhost = "127.0.0.1"\nport = ${dv.imapPort}\n${more}`,
+      `[monitor.imap]\nenabled = true\n${/failure_delay_ms/.test(imap) ? '' : 'failure_delay_ms = 0\n'}${imap}\n[monitor.imap.upstream]\nhost = "127.0.0.1"\nport = ${dovecot().imapPort}\n${more}`,
     );
     open.push(p);
     const m = p.app.monitor.imap;
@@ -69,14 +54,8 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     return Object.assign(p, { imap: m.port, imaps: m.tlsPort });
   }
 
-  async function events(p: TestPostern, type: string) {
-    await p.app.sink.flush();
-    const rows = await p.app.store.db.selectFrom('events').selectAll().where('type', '=', type as never).orderBy('id').execute();
-    return rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> }));
-  }
-
   /** Dovecot's log lines since `mark` (a length of the log). */
-  const logSince = (mark: number) => dv.log().slice(mark);
+  const logSince = (mark: number) => dovecot().log().slice(mark);
 
   it('logs in and fetches exactly what Dovecot gives directly; imapflow works through STARTTLS and APPEND', async () => {
     const p = await proxy();
@@ -89,7 +68,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
       await c.cmd('d', 'LOGOUT');
       return r.split('\r\n').filter((l) => !l.startsWith('c OK'));
     };
-    const direct = await fetchOf(dv.imapPort);
+    const direct = await fetchOf(dovecot().imapPort);
     expect(direct.join('\n')).toContain('quarterly figures');
     expect(await fetchOf(p.imap)).toEqual(direct);
 
@@ -107,7 +86,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
       lock.release();
     }
     await client.logout();
-    const ok = await events(p, 'auth.succeeded');
+    const ok = await storedEvents(p, 'auth.succeeded');
     // The raw session's LOGIN, then imapflow's AUTHENTICATE PLAIN with an initial response, inside STARTTLS.
     expect(ok.map((e) => [e.data.user, e.data.method])).toEqual([[ALICE, 'LOGIN'], [ALICE, 'AUTHENTICATE PLAIN']]);
     expect(ok[1].data.tls).toMatchObject({ version: expect.stringMatching(/^TLS/) });
@@ -136,7 +115,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     expect(await c.cmd('a', `LOGIN ${ALICE} ${wrong}`)).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/m);
     c.write(`b AUTHENTICATE PLAIN ${Buffer.from(`\0${BOB}\0Guess-Number-2`).toString('base64')}\r\n`);
     expect(await c.tagged('b')).toMatch(/^b NO \[AUTHENTICATIONFAILED\]/m);
-    const failed = await events(p, 'auth.failed');
+    const failed = await storedEvents(p, 'auth.failed');
     expect(failed).toHaveLength(2);
     expect(failed[0]).toMatchObject({ ip: '127.0.0.1', data: { user: ALICE, protocol: 'imap', method: 'LOGIN', tls: { version: expect.any(String) } } });
     expect(failed[1].data).toMatchObject({ user: BOB, method: 'AUTHENTICATE PLAIN' });
@@ -153,15 +132,15 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
 
   it('STARTTLS: commands pipelined behind it in the clear are dropped (IM-09)', async () => {
     const p = await proxy();
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const { c } = await raw(p.imap);
     c.write(`a STARTTLS\r\nb LOGIN ${ALICE} ${ALICE_PW}\r\n`);
     expect(await c.tagged('a')).toMatch(/^a OK/m);
     await c.starttls();
     expect(await c.cmd('c', 'NOOP')).toMatch(/^c OK/m);
     expect(c.transcript).not.toMatch(/^b /m);
-    expect(await events(p, 'auth.succeeded')).toHaveLength(0);
-    const errs = await events(p, 'imap.protocol_error');
+    expect(await storedEvents(p, 'auth.succeeded')).toHaveLength(0);
+    const errs = await storedEvents(p, 'imap.protocol_error');
     expect(errs.map((e) => e.data.kind)).toContain('starttls_injection');
     // Inside TLS the session is a normal one.
     expect(await c.cmd('d', `LOGIN ${ALICE} ${ALICE_PW}`)).toMatch(/^d OK/m);
@@ -170,7 +149,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
 
   it('hostile input before login is answered by Postern and never reaches Dovecot (IM-04..IM-08, IM-13, IM-16)', async () => {
     const p = await proxy();
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const { c } = await raw(p.imap);
     expect(await c.cmd('a', 'LOGIN {99999999999999999999}')).toMatch(/^a BAD \[TOOBIG\]/m);
     expect(await c.cmd('b', `LOGIN ${'('.repeat(10_000)}`)).toMatch(/^b BAD /m);
@@ -212,7 +191,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     expect(await s3.tagged('e')).toMatch(/^e OK/m);
     expect(logSince(mark)).toMatch(/Login: user=<bob@localhost>, method=PLAIN/);
     expect(logSince(mark)).not.toMatch(/alice/);
-    const kinds = (await events(p, 'imap.protocol_error')).map((e) => e.data.kind);
+    const kinds = (await storedEvents(p, 'imap.protocol_error')).map((e) => e.data.kind);
     expect(kinds).toEqual(expect.arrayContaining(['literal_too_big', 'too_deep', 'bad_tag', 'too_many_bad_commands', 'bare_cr', 'needs_login', 'line_too_long', 'nonsync_too_big', 'bad_base64']));
   });
 
@@ -237,7 +216,7 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
 
   it('re-serialises user names: quotes and backslashes log in, CR LF never splits the command (IM-12); ID x-* fields are dropped (IM-11)', async () => {
     const p = await proxy();
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const { c } = await raw(p.imap);
     expect(await c.cmd('i', 'ID ("name" "evil" "x-originating-ip" "6.6.6.6" "x-session-ext-id" "forged")')).toMatch(/^i OK/m);
     const user = 'a" b\r\nc LOGOUT';
@@ -249,13 +228,13 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     c.write(`b LOGIN {${ODD.length}+}\r\n${ODD} "${ODD_PW.replace(/[\\"]/g, '\\$&')}"\r\n`);
     expect(await c.tagged('b')).toMatch(/^b OK/m);
     expect(await c.cmd('s', 'SELECT INBOX')).toMatch(/^s OK/m);
-    const failed = await events(p, 'auth.failed');
+    const failed = await storedEvents(p, 'auth.failed');
     expect(failed.map((e) => e.data.user)).toEqual([user]);
     const log = logSince(mark);
     expect(log).toMatch(/Login: user=<odd user@localhost>.*rip=127\.0\.0\.1/);
     expect(log).not.toContain('6.6.6.6');
     expect(log).not.toContain('forged');
-    const session = (await events(p, 'auth.succeeded'))[0].data.session as string;
+    const session = (await storedEvents(p, 'auth.succeeded'))[0].data.session as string;
     expect(log).toContain(`session=<${session}>`);
   });
 
@@ -276,8 +255,8 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     expect(await c.tagged('f')).toMatch(/^f OK/m);
     expect(await c.cmd('g', 'LOGOUT')).toMatch(/^g OK/m);
     expect(await c.waitClosed()).toBe(true);
-    await until(async () => (await events(p, 'imap.close')).length === 1, 5000, 'close event');
-    const [closeEv] = await events(p, 'imap.close');
+    await until(async () => (await storedEvents(p, 'imap.close')).length === 1, 5000, 'close event');
+    const [closeEv] = await storedEvents(p, 'imap.close');
     expect(closeEv.data).toMatchObject({ user: ALICE, logged_in: true, reason: expect.any(String) });
     // LOGIN, LIST, IDLE, LOGOUT; the refused APPENDs are protocol errors.
     expect(closeEv.data).toMatchObject({ commands: 4, errors: 2 });
@@ -291,13 +270,13 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
     const { c, greeting } = await raw(p.imap, { localAddress: '127.0.0.5' });
     expect(greeting).toMatch(/^\* BYE /);
     expect(await c.waitClosed()).toBe(true);
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const other = (await raw(p.imap, { localAddress: '127.0.0.6' })).c;
     expect(await other.cmd('a', `LOGIN ${BOB} ${BOB_PW}`)).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/m);
     expect(await other.cmd('b', `LOGIN ${ALICE} ${ALICE_PW}`)).toMatch(/^b OK/m);
     expect(logSince(mark)).not.toMatch(/bob/);
-    expect((await events(p, 'imap.connect.refused'))[0]).toMatchObject({ ip: '127.0.0.5' });
-    expect((await events(p, 'imap.login.refused'))[0].data).toMatchObject({ user: BOB, target_kind: 'user' });
+    expect((await storedEvents(p, 'imap.connect.refused'))[0]).toMatchObject({ ip: '127.0.0.5' });
+    expect((await storedEvents(p, 'imap.login.refused'))[0].data).toMatchObject({ user: BOB, target_kind: 'user' });
   });
 
   it('delays failure replies progressively per address, not for others (IM-14)', async () => {
@@ -346,49 +325,14 @@ describe.skipIf(why)('IMAP proxy in front of Dovecot', () => {
       if (conn === 2) expect(await realUser()).toMatch(/^u OK/m);
     }
     expect(stopped).toBe(true);
-    const guesses = (await events(p, 'auth.failed')).filter((e) => e.ip === attacker);
+    const guesses = (await storedEvents(p, 'auth.failed')).filter((e) => e.ip === attacker);
     expect(guesses.length).toBeLessThanOrEqual(10);
     expect(attempts).toBeGreaterThanOrEqual(guesses.length);
     expect(await realUser()).toMatch(/^u OK/m);
-    const findings = await events(p, 'trends.finding');
+    const findings = await storedEvents(p, 'trends.finding');
     expect(JSON.stringify(findings)).toContain(attacker);
   }, 60_000);
 });
-
-/**
- * A hostile IMAP server (IM-10): Dovecot cannot be made to answer like this. Lines from Postern are answered by
- * `reply(line)`; the STARTTLS reply is followed, in the same segment, by a forged tagged OK for the LOGIN to come.
- */
-async function fakeServer(greeting: string, reply: (line: string) => string, pems?: { key: string; cert: string }): Promise<{ port: number; seen: string[]; close(): void }> {
-  const seen: string[] = [];
-  const server = net.createServer((raw) => {
-    let sock: net.Socket = raw;
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i + 1).trimEnd();
-        buf = buf.slice(i + 1);
-        seen.push(line);
-        if (/^P0 STARTTLS/.test(line) && pems) {
-          raw.write('P0 OK Begin TLS negotiation now.\r\nP3 OK [CAPABILITY IMAP4rev1 LITERAL+] Logged in\r\n');
-          raw.removeListener('data', onData);
-          sock = new tls.TLSSocket(raw, { isServer: true, key: pems.key, cert: pems.cert });
-          sock.on('data', onData);
-          sock.on('error', () => undefined);
-          return;
-        }
-        sock.write(reply(line));
-      }
-    };
-    raw.on('data', onData);
-    raw.on('error', () => undefined);
-    raw.write(greeting + '\r\n');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { port: (server.address() as net.AddressInfo).port, seen, close: () => server.close() };
-}
 
 describe('IMAP proxy in front of a hostile server (IM-10)', () => {
   async function proxyTo(port: number, tlsMode = 'none'): Promise<TestPostern & { imap: number }> {
@@ -396,11 +340,6 @@ describe('IMAP proxy in front of a hostile server (IM-10)', () => {
     open.push(p);
     return Object.assign(p, { imap: p.app.monitor.imap?.port ?? 0 });
   }
-  const upstreamErrors = async (p: TestPostern) => {
-    await p.app.sink.flush();
-    const rows = await p.app.store.db.selectFrom('events').selectAll().where('type', '=', 'imap.upstream_error').execute();
-    return rows.map((r) => JSON.parse(r.data) as { reason: string });
-  };
 
   it('a server that greets with PREAUTH is not used', async () => {
     const srv = await fakeServer('* PREAUTH [CAPABILITY IMAP4rev1 LITERAL+] logged in as root', (l) => `${l.split(' ')[0]} OK done\r\n`);
@@ -409,9 +348,10 @@ describe('IMAP proxy in front of a hostile server (IM-10)', () => {
     const { c } = await raw(p.imap);
     expect(await c.cmd('a', 'LOGIN alice pw')).toMatch(/^a NO \[UNAVAILABLE\]/m);
     expect(srv.seen).toEqual([]);
-    expect((await upstreamErrors(p)).map((e) => e.reason)).toEqual(['server_preauth']);
+    expect(await upstreamErrors(p, 'imap')).toEqual(['server_preauth']);
   });
 
+  // The STARTTLS reply is followed, in the same segment, by a forged tagged OK for the LOGIN to come.
   it('a reply injected after the server\'s OK to STARTTLS is dropped, not taken as the LOGIN answer', async () => {
     const pems = { key: '', cert: '' };
     const srv = await fakeServer('* OK [CAPABILITY IMAP4rev1 STARTTLS LITERAL+] ready', (l) => {
@@ -419,14 +359,14 @@ describe('IMAP proxy in front of a hostile server (IM-10)', () => {
       if (/ CAPABILITY$/.test(l)) return `* CAPABILITY IMAP4rev1 LITERAL+\r\n${tag} OK done\r\n`;
       if (/ LOGIN /.test(l)) return `${tag} NO [AUTHENTICATIONFAILED] Authentication failed.\r\n`;
       return `${tag} OK done\r\n`;
-    }, pems);
+    }, { line: /^P0 STARTTLS/, reply: 'P0 OK Begin TLS negotiation now.\r\nP3 OK [CAPABILITY IMAP4rev1 LITERAL+] Logged in\r\n', pems });
     open.push(srv);
     const p = await proxyTo(srv.port, 'starttls');
-    Object.assign(pems, { key: fs.readFileSync(path.join(p.dir, 'tls', 'key.pem'), 'utf8'), cert: fs.readFileSync(path.join(p.dir, 'tls', 'cert.pem'), 'utf8') });
+    Object.assign(pems, posternPems(p));
     const { c } = await raw(p.imap);
     expect(await c.cmd('a', 'LOGIN alice pw')).toMatch(/^a NO \[AUTHENTICATIONFAILED\]/m);
     expect(srv.seen.map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['P0 STARTTLS', 'P1 CAPABILITY', 'P2 ID', 'P3 LOGIN']);
-    expect((await upstreamErrors(p)).map((e) => e.reason)).toEqual(['server_starttls_junk']);
+    expect(await upstreamErrors(p, 'imap')).toEqual(['server_starttls_junk']);
   });
 
   it('a server without LITERAL+ after login is not used', async () => {
@@ -438,6 +378,6 @@ describe('IMAP proxy in front of a hostile server (IM-10)', () => {
     const p = await proxyTo(srv.port);
     const { c } = await raw(p.imap);
     expect(await c.cmd('a', 'LOGIN alice pw')).toMatch(/^a NO \[UNAVAILABLE\]/m);
-    expect((await upstreamErrors(p)).map((e) => e.reason)).toEqual(['server_no_literal_plus']);
+    expect(await upstreamErrors(p, 'imap')).toEqual(['server_no_literal_plus']);
   });
 });

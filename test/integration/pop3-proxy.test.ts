@@ -3,13 +3,11 @@
 // STLS injection, the hostile inputs of reliability.md §4 answered by Postern and never reaching Dovecot, and a
 // blocked address and user; and a hostile server (a wrong greeting, a reply injected after STLS).
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestPostern, until, type TestPostern } from '../harness/postern.ts';
 import { missing } from '../harness/services.ts';
-import { startDovecot, type Dovecot } from '../harness/dovecot.ts';
+import { closedAfterEach, dovecotForSuite, fakeServer, posternPems, storedEvents, upstreamErrors } from '../harness/proxy-suite.ts';
 import { RawImap } from '../harness/imap-client.ts';
 import { RawPop3 } from '../harness/pop3-client.ts';
 import { addPolicy } from '../../src/policy/admin.ts';
@@ -24,10 +22,7 @@ const BOB_PW = 'Bob-Secret-9';
 const MESSAGE = 'From: carol@example.org\r\nTo: alice@localhost\r\nSubject: quarterly figures\r\nMessage-ID: <fig-1@example.org>\r\n\r\nThe figures:\r\n.\r\n..x\r\n.\r\nEnd.\r\n';
 const SECOND = 'From: dave@example.org\r\nTo: alice@localhost\r\nSubject: second\r\n\r\nShort.\r\n';
 
-const open: { close(): unknown }[] = [];
-afterEach(async () => {
-  for (const o of open.splice(0).reverse()) await o.close();
-});
+const open = closedAfterEach();
 
 async function raw(port: number, opts: { localAddress?: string; tls?: boolean } = {}): Promise<{ c: RawPop3; greeting: string }> {
   const r = await RawPop3.open(port, opts);
@@ -36,32 +31,22 @@ async function raw(port: number, opts: { localAddress?: string; tls?: boolean } 
 }
 
 describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
-  let dv: Dovecot;
-
-  beforeAll(async () => {
-    dv = await startDovecot({
-      users: { alice: ALICE_PW, bob: BOB_PW },
-      authFailureDelayS: 0,
-      noPenalty: true,
-      // Dovecot offers XCLIENT, and believes the client address Postern forwards, only from here.
-      extra: 'login_trusted_networks = 127.0.0.1/32',
-    });
-    const { c } = await RawImap.open(dv.imapPort);
-    expect(await c.cmd('s1', `LOGIN ${ALICE} "${ALICE_PW}"`)).toMatch(/s1 OK/);
-    for (const [i, m] of [MESSAGE, SECOND].entries()) {
-      c.write(`s${i + 2} APPEND INBOX {${m.length}+}\r\n${m}\r\n`);
-      expect(await c.tagged(`s${i + 2}`)).toMatch(/OK/);
-    }
-    c.close();
-  });
-
-  afterAll(async () => {
-    await dv?.stop();
+  // Dovecot offers XCLIENT only to login_trusted_networks.
+  const dovecot = dovecotForSuite({ alice: ALICE_PW, bob: BOB_PW }, {
+    setup: async (dv) => {
+      const { c } = await RawImap.open(dv.imapPort);
+      expect(await c.cmd('s1', `LOGIN ${ALICE} "${ALICE_PW}"`)).toMatch(/s1 OK/);
+      for (const [i, m] of [MESSAGE, SECOND].entries()) {
+        c.write(`s${i + 2} APPEND INBOX {${m.length}+}\r\n${m}\r\n`);
+        expect(await c.tagged(`s${i + 2}`)).toMatch(/OK/);
+      }
+      c.close();
+    },
   });
 
   async function proxy(pop3 = ''): Promise<TestPostern & { pop3: number; pop3s: number }> {
     const p = await startTestPostern(
-      `[monitor.pop3]\nenabled = true\n${/failure_delay_ms/.test(pop3) ? '' : 'failure_delay_ms = 0\n'}${pop3}\n[monitor.pop3.upstream]\nhost = "127.0.0.1"\nport = ${dv.pop3Port}\n`,
+      `[monitor.pop3]\nenabled = true\n${/failure_delay_ms/.test(pop3) ? '' : 'failure_delay_ms = 0\n'}${pop3}\n[monitor.pop3.upstream]\nhost = "127.0.0.1"\nport = ${dovecot().pop3Port}\n`,
     );
     open.push(p);
     const m = p.app.monitor.pop3;
@@ -69,13 +54,7 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     return Object.assign(p, { pop3: m.port, pop3s: m.tlsPort });
   }
 
-  async function events(p: TestPostern, type: string) {
-    await p.app.sink.flush();
-    const rows = await p.app.store.db.selectFrom('events').selectAll().where('type', '=', type as never).orderBy('id').execute();
-    return rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> }));
-  }
-
-  const logSince = (mark: number) => dv.log().slice(mark);
+  const logSince = (mark: number) => dovecot().log().slice(mark);
 
   /** A session's answers to the read-only TRANSACTION commands, pipelined in one write. */
   async function transcript(c: RawPop3): Promise<string[]> {
@@ -88,13 +67,13 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
 
   it('USER/PASS, then STAT, LIST, UIDL, RETR and TOP read exactly what Dovecot gives directly', async () => {
     const p = await proxy();
-    const direct = (await raw(dv.pop3Port)).c;
+    const direct = (await raw(dovecot().pop3Port)).c;
     expect(await direct.cmd(`USER ${ALICE}`)).toMatch(/^\+OK/);
     expect(await direct.cmd(`PASS ${ALICE_PW}`)).toMatch(/^\+OK/);
     const want = await transcript(direct);
     expect(want[5]).toBe(`+OK ${MESSAGE.length} octets\r\n${MESSAGE.replace(/^\./gm, '..')}.\r\n`);
 
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const { c, greeting } = await raw(p.pop3, { localAddress: '127.0.0.3' });
     expect(greeting).toMatch(/^\+OK POP3 server ready\.\r\n$/);
     expect(greeting).not.toMatch(/</);
@@ -107,12 +86,12 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     expect(await c.cmd('QUIT')).toMatch(/^\+OK/);
     expect(await c.waitClosed()).toBe(true);
 
-    const [ok] = await events(p, 'auth.succeeded');
+    const [ok] = await storedEvents(p, 'auth.succeeded');
     expect(ok).toMatchObject({ ip: '127.0.0.3', data: { user: ALICE, protocol: 'pop3', method: 'USER', tls: null, session: ok.conn_id } });
     // The client's address and Postern's session id reached Dovecot through XCLIENT.
     expect(logSince(mark)).toMatch(new RegExp(`pop3-login: .*Login: user=<alice@localhost>.*rip=127\\.0\\.0\\.3.*session=<${ok.conn_id}>`));
-    await until(async () => (await events(p, 'pop3.close')).length === 1, 5000, 'close event');
-    const [closed] = await events(p, 'pop3.close');
+    await until(async () => (await storedEvents(p, 'pop3.close')).length === 1, 5000, 'close event');
+    const [closed] = await storedEvents(p, 'pop3.close');
     expect(closed.data).toMatchObject({ user: ALICE, logged_in: true, errors: 0, reason: 'quit' });
   });
 
@@ -129,14 +108,14 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     expect(await s2.cmd('AUTH PLAIN')).toBe('+ \r\n');
     expect(await s2.cmd(Buffer.from(`${ALICE}\0${ALICE}\0${ALICE_PW}`).toString('base64'))).toMatch(/^\+OK/);
     expect(await s2.cmd('STAT')).toMatch(/^\+OK 2 /);
-    const ok = await events(p, 'auth.succeeded');
+    const ok = await storedEvents(p, 'auth.succeeded');
     expect(ok.map((e) => [e.data.user, e.data.method])).toEqual([[BOB, 'AUTH PLAIN'], [ALICE, 'AUTH PLAIN']]);
     expect(ok[0].data.tls).toMatchObject({ version: expect.stringMatching(/^TLS/) });
   });
 
   it('a wrong password is an auth.failed event with the user, and the password is nowhere in the store', async () => {
     const p = await proxy();
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const { c } = await raw(p.pop3);
     const wrong = 'Guess Number 1';
     expect(await c.cmd(`USER ${ALICE}`)).toMatch(/^\+OK/);
@@ -145,7 +124,7 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     expect(await c.cmd('PASS again')).toMatch(/^-ERR No user name given/);
     expect(await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${BOB}\0Guess-Number-2`).toString('base64')}`)).toMatch(/^-ERR \[AUTH\] /);
     await until(async () => /pop3-login: .*auth failed/.test(logSince(mark)), 5000, 'Dovecot logging the failure');
-    const failed = await events(p, 'auth.failed');
+    const failed = await storedEvents(p, 'auth.failed');
     expect(failed.map((e) => [e.data.user, e.data.method, e.data.protocol])).toEqual([[ALICE, 'USER', 'pop3'], [BOB, 'AUTH PLAIN', 'pop3']]);
     expect(failed[0]).toMatchObject({ ip: '127.0.0.1', data: { tls: null, session: failed[0].conn_id } });
     const dump = JSON.stringify(await p.app.store.db.selectFrom('events').selectAll().execute());
@@ -168,10 +147,10 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     expect(await c.cmd(`USER ${ALICE}`)).toMatch(/^\+OK/);
     expect(await c.cmd(`PASS ${ALICE_PW}`)).toMatch(/^\+OK/);
     expect(await c.cmd('STAT')).toMatch(/^\+OK 2 /);
-    const [ok] = await events(p, 'auth.succeeded');
+    const [ok] = await storedEvents(p, 'auth.succeeded');
     expect(ok.data.tls).toMatchObject({ version: expect.stringMatching(/^TLS/) });
 
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const s2 = (await raw(p.pop3)).c;
     s2.write(`STLS\r\nUSER ${BOB}\r\nPASS ${BOB_PW}\r\n`);
     expect(await s2.line()).toMatch(/^\+OK Begin TLS/);
@@ -180,14 +159,14 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     expect(await s2.cmd(`PASS ${BOB_PW}`)).toMatch(/^-ERR No user name given/);
     expect(s2.transcript).not.toMatch(/^\+OK\r\n/m);
     expect(logSince(mark)).not.toMatch(/bob/);
-    const errs = await events(p, 'pop3.protocol_error');
+    const errs = await storedEvents(p, 'pop3.protocol_error');
     expect(errs.map((e) => e.data.kind)).toContain('starttls_injection');
-    expect((await events(p, 'auth.succeeded')).filter((e) => e.data.user === BOB)).toHaveLength(0);
+    expect((await storedEvents(p, 'auth.succeeded')).filter((e) => e.data.user === BOB)).toHaveLength(0);
   });
 
   it('hostile input before login is answered by Postern and never reaches Dovecot (PO-01, PO-05, PO-07, PO-08)', async () => {
     const p = await proxy();
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const { c } = await raw(p.pop3);
     expect(await c.cmd(`USER ${'a'.repeat(300)}`)).toMatch(/^-ERR Command line too long/);
     expect(await c.cmd('STAT')).toMatch(/^-ERR Log in first/);
@@ -205,9 +184,9 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     expect(await s2.cmd(`AUTH PLAIN !!notbase64`)).toMatch(/^-ERR Invalid base64/);
     expect(await s2.waitClosed()).toBe(true);
     expect(logSince(mark)).not.toMatch(/pop3-login/);
-    const kinds = (await events(p, 'pop3.protocol_error')).map((e) => e.data.kind);
+    const kinds = (await storedEvents(p, 'pop3.protocol_error')).map((e) => e.data.kind);
     expect(kinds).toEqual(expect.arrayContaining(['line_too_long', 'needs_login', 'unknown_command', 'too_many_bad_commands', 'refused', 'bare_cr', 'bad_base64']));
-    expect(await events(p, 'auth.failed')).toHaveLength(0);
+    expect(await storedEvents(p, 'auth.failed')).toHaveLength(0);
   });
 
   it('after login: bad commands get -ERR in their turn among pipelined answers, and never reach Dovecot', async () => {
@@ -225,8 +204,8 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     expect(c.closed).toBe(false);
     expect(await c.cmd('QUIT')).toMatch(/^\+OK/);
     expect(await c.waitClosed()).toBe(true);
-    await until(async () => (await events(p, 'pop3.close')).length === 1, 5000, 'close event');
-    const [closed] = await events(p, 'pop3.close');
+    await until(async () => (await storedEvents(p, 'pop3.close')).length === 1, 5000, 'close event');
+    const [closed] = await storedEvents(p, 'pop3.close');
     // USER, PASS, RETR, NOOP, QUIT; the four refused ones are errors.
     expect(closed.data).toMatchObject({ user: ALICE, logged_in: true, commands: 5, errors: 4 });
   });
@@ -239,15 +218,15 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     const { c, greeting } = await raw(p.pop3, { localAddress: '127.0.0.5' });
     expect(greeting).toMatch(/^-ERR /);
     expect(await c.waitClosed()).toBe(true);
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     const other = (await raw(p.pop3, { localAddress: '127.0.0.6' })).c;
     await other.cmd(`USER ${BOB}`);
     expect(await other.cmd(`PASS ${BOB_PW}`)).toMatch(/^-ERR \[AUTH\] Authentication failed\./);
     await other.cmd(`USER ${ALICE}`);
     expect(await other.cmd(`PASS ${ALICE_PW}`)).toMatch(/^\+OK/);
     expect(logSince(mark)).not.toMatch(/bob/);
-    expect((await events(p, 'pop3.connect.refused'))[0]).toMatchObject({ ip: '127.0.0.5' });
-    expect((await events(p, 'pop3.login.refused'))[0].data).toMatchObject({ user: BOB, target_kind: 'user' });
+    expect((await storedEvents(p, 'pop3.connect.refused'))[0]).toMatchObject({ ip: '127.0.0.5' });
+    expect((await storedEvents(p, 'pop3.login.refused'))[0].data).toMatchObject({ user: BOB, target_kind: 'user' });
   });
 
   it('a protected user logs in only from an address it logged in from before; others are refused without asking Dovecot', async () => {
@@ -262,11 +241,11 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
     expect(await login('127.0.0.11')).toMatch(/^\+OK/);
     const policy = await addPolicy(p.app.store.db, { target_kind: 'user', target: ALICE, action: 'protect', reason: 'test protect', ttl_s: 600 });
     await p.app.policies.load();
-    const mark = dv.log().length;
+    const mark = dovecot().log().length;
     expect(await login('127.0.0.12')).toMatch(/^-ERR \[AUTH\] Authentication failed\./);
     expect(logSince(mark)).not.toMatch(/pop3-login/);
     expect(await login('127.0.0.11')).toMatch(/^\+OK/);
-    const failed = await events(p, 'auth.failed');
+    const failed = await storedEvents(p, 'auth.failed');
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ ip: '127.0.0.12', data: { user: ALICE, protocol: 'pop3', refused_by: policy.id } });
   });
@@ -286,52 +265,12 @@ describe.skipIf(why)('POP3 proxy in front of Dovecot', () => {
   });
 });
 
-/**
- * A hostile POP3 server: Dovecot cannot be made to answer like this. Each line from Postern is answered by
- * `reply(line)`; the +OK to STLS is followed, in the same segment, by a forged +OK for the login to come.
- */
-async function fakeServer(greeting: string, reply: (line: string) => string, pems?: { key: string; cert: string }): Promise<{ port: number; seen: string[]; close(): void }> {
-  const seen: string[] = [];
-  const server = net.createServer((rawSock) => {
-    let sock: net.Socket = rawSock;
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i + 1).trimEnd();
-        buf = buf.slice(i + 1);
-        seen.push(line);
-        if (line === 'STLS' && pems) {
-          rawSock.write('+OK Begin TLS negotiation now.\r\n+OK Logged in.\r\n');
-          rawSock.removeListener('data', onData);
-          sock = new tls.TLSSocket(rawSock, { isServer: true, key: pems.key, cert: pems.cert });
-          sock.on('data', onData);
-          sock.on('error', () => undefined);
-          return;
-        }
-        sock.write(reply(line));
-      }
-    };
-    rawSock.on('data', onData);
-    rawSock.on('error', () => undefined);
-    rawSock.write(greeting + '\r\n');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { port: (server.address() as net.AddressInfo).port, seen, close: () => server.close() };
-}
-
 describe('POP3 proxy in front of a hostile server', () => {
   async function proxyTo(port: number, tlsMode = 'none'): Promise<TestPostern & { pop3: number }> {
     const p = await startTestPostern(`[monitor.pop3]\nenabled = true\nfailure_delay_ms = 0\n[monitor.pop3.upstream]\nhost = "127.0.0.1"\nport = ${port}\ntls = "${tlsMode}"\ntimeout_s = 5\n`);
     open.push(p);
     return Object.assign(p, { pop3: p.app.monitor.pop3?.port ?? 0 });
   }
-  const upstreamErrors = async (p: TestPostern) => {
-    await p.app.sink.flush();
-    const rows = await p.app.store.db.selectFrom('events').selectAll().where('type', '=', 'pop3.upstream_error').execute();
-    return rows.map((r) => JSON.parse(r.data) as { reason: string });
-  };
 
   it('a server that does not greet with +OK is not used', async () => {
     const srv = await fakeServer('* OK IMAP4rev1 ready', () => '+OK\r\n');
@@ -341,21 +280,26 @@ describe('POP3 proxy in front of a hostile server', () => {
     await c.cmd('USER alice');
     expect(await c.cmd('PASS pw')).toMatch(/^-ERR \[SYS\/TEMP\]/);
     expect(srv.seen).toEqual([]);
-    expect((await upstreamErrors(p)).map((e) => e.reason)).toEqual(['server_greeting']);
+    expect(await upstreamErrors(p, 'pop3')).toEqual(['server_greeting']);
     expect(await c.cmd('QUIT')).toMatch(/^\+OK/);
   });
 
+  // The +OK to STLS is followed, in the same segment, by a forged +OK for the login to come.
   it('a reply injected after the server\'s +OK to STLS is dropped, not taken as the login answer', async () => {
     const pems = { key: '', cert: '' };
-    const srv = await fakeServer('+OK ready', (l) => (l.startsWith('AUTH ') ? '-ERR [AUTH] Authentication failed.\r\n' : '+OK\r\n'), pems);
+    const srv = await fakeServer('+OK ready', (l) => (l.startsWith('AUTH ') ? '-ERR [AUTH] Authentication failed.\r\n' : '+OK\r\n'), {
+      line: /^STLS$/,
+      reply: '+OK Begin TLS negotiation now.\r\n+OK Logged in.\r\n',
+      pems,
+    });
     open.push(srv);
     const p = await proxyTo(srv.port, 'starttls');
-    Object.assign(pems, { key: fs.readFileSync(path.join(p.dir, 'tls', 'key.pem'), 'utf8'), cert: fs.readFileSync(path.join(p.dir, 'tls', 'cert.pem'), 'utf8') });
+    Object.assign(pems, posternPems(p));
     const { c } = await raw(p.pop3);
     await c.cmd('USER alice');
     expect(await c.cmd('PASS pw')).toMatch(/^-ERR \[AUTH\] Authentication failed/);
     // The credentials went inside TLS and base64-encoded, once.
     expect(srv.seen).toEqual(['STLS', `AUTH PLAIN ${Buffer.from('\0alice\0pw').toString('base64')}`]);
-    expect((await upstreamErrors(p)).map((e) => e.reason)).toEqual(['server_starttls_junk']);
+    expect(await upstreamErrors(p, 'pop3')).toEqual(['server_starttls_junk']);
   });
 });

@@ -1,8 +1,8 @@
 // One IMAP login attempt through the proxy: live policies first (login-gate.ts), then Postern's own LOGIN to the
 // server, the login event from the server's tagged answer, and the progressive delay of a failure reply. The
 // password goes to the server and nowhere else: not to a log, not to an event.
-import type net from 'node:net';
 import { loginFailed, loginGate, loginSucceeded } from '../login-gate.ts';
+import type { LoginResult } from '../upstream.ts';
 import type { ImapSession } from './session.ts';
 import { upstreamLogin } from './upstream.ts';
 
@@ -16,12 +16,7 @@ export interface LoginAttempt {
   id: [string, string][];
 }
 
-export interface LoggedIn {
-  socket: net.Socket;
-  text: string;
-  capabilities: string[];
-  rest: Buffer;
-}
+export type LoggedIn = Extract<LoginResult, { kind: 'ok' }>;
 
 /** Resolves to the server connection on success; on failure the client was already answered and null comes back. */
 export async function attemptLogin(s: ImapSession, a: LoginAttempt): Promise<LoggedIn | null> {

@@ -2,6 +2,7 @@
 // are framed; server responses passed back through ResponseStream. Postern still answers what would blind or
 // confuse the monitor (COMPRESS, STARTTLS, a second login) and every framing error, itself.
 import type net from 'node:net';
+import { Relay } from '../relay.ts';
 import type { ImapCommand, ParseError } from './parser.ts';
 import { ResponseStream } from './responses.ts';
 import type { ImapSession } from './session.ts';
@@ -15,60 +16,28 @@ const REFUSED: Record<string, string> = {
   AUTHENTICATE: 'Already logged in.',
 };
 
-export class Splice {
-  private readonly responses: ResponseStream;
-  private stopped = false;
+export class Splice extends Relay<ImapSession> {
+  protected readonly responses: ResponseStream;
 
   constructor(
-    private readonly s: ImapSession,
-    private readonly server: net.Socket,
+    s: ImapSession,
+    server: net.Socket,
     /** What the server advertised after login. */
     private readonly serverCaps: string[],
   ) {
+    super(s, server, '* BYE Disconnected for inactivity.\r\n');
     const maxNonSync = s.ctx.cfg.max_nonsync_literal;
     this.responses = new ResponseStream((b) => this.toClient(b), (caps) => clientCapabilities(caps, maxNonSync));
   }
 
   /** Answers the client's login with the server's OK (capabilities as the client may use them) and starts relaying. */
   start(tag: string, text: string, rest: Buffer): void {
-    const { s, server } = this;
+    const { s } = this;
     const caps = clientCapabilities(this.serverCaps, s.ctx.cfg.max_nonsync_literal).join(' ');
     s.write(`${tag} OK [CAPABILITY ${caps}] ${text.replace(/^\[CAPABILITY [^\]]*\]\s*/i, '')}\r\n`);
-    server.on('data', (d: Buffer) => {
-      try {
-        this.responses.push(d);
-      } catch (err) {
-        s.fail(err as Error);
-      }
-    });
-    server.on('error', () => s.end('server_error'));
-    server.on('close', () => s.end('server_closed'));
-    // Large FETCH and APPEND: each side waits for the other to drain instead of buffering without bound.
-    server.on('drain', () => s.sock.resume());
-    s.sock.on('drain', () => server.resume());
-    s.sock.setTimeout(s.ctx.cfg.idle_timeout_s * 1000, () => {
-      this.inject('* BYE Disconnected for inactivity.\r\n');
-      s.end('idle_timeout');
-    });
-    if (rest.length) this.responses.push(rest);
+    this.relay(rest);
     s.parser.streaming = true;
     s.parser.resume();
-  }
-
-  toServer(b: Buffer): void {
-    if (this.stopped) return;
-    if (!this.server.write(b)) this.s.sock.pause();
-  }
-
-  private toClient(b: Buffer): void {
-    if (this.stopped) return;
-    this.s.facts.bytesOut += b.length;
-    if (!this.s.sock.write(b)) this.server.pause();
-  }
-
-  /** A line of Postern's own to the client, between two server responses. */
-  inject(line: string): void {
-    this.responses.inject(Buffer.from(line, 'latin1'));
   }
 
   refusal(name: string): string | undefined {
@@ -92,11 +61,5 @@ export class Splice {
       return this.s.end(e.kind);
     }
     this.inject(`${e.tag ?? '*'} BAD ${text}\r\n`);
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.server.destroy();
   }
 }

@@ -1,13 +1,8 @@
 // Logging a user in to the IMAP server behind the proxy: connect (plain, STARTTLS or implicit TLS), check the
 // greeting, tell it who the client is (ID), send Postern's own LOGIN and read the tagged answer.
 import type net from 'node:net';
-import { connect, LineReader, Unavailable, upgrade, type UpstreamTarget } from '../upstream.ts';
+import { loginUpstream, Unavailable, upgrade, type LineReader, type LoginResult, type UpstreamConfig } from '../upstream.ts';
 import { astring, capabilitiesIn, idList } from './wire.ts';
-
-export interface UpstreamConfig extends UpstreamTarget {
-  forward_client_ip: boolean;
-  timeout_s: number;
-}
 
 export interface LoginRequest {
   user: Buffer;
@@ -15,19 +10,6 @@ export interface LoginRequest {
   /** Fields for the server's ID: the client's own (x-* removed) and, when configured, the client's address. */
   id: [string, string][];
 }
-
-export type LoginResult =
-  | {
-      kind: 'ok';
-      socket: net.Socket;
-      /** The tagged OK's text after `OK ` (a [CAPABILITY] code in it is rewritten before the client sees it). */
-      text: string;
-      capabilities: string[];
-      /** Bytes that came after the tagged OK, to pass on first. */
-      rest: Buffer;
-    }
-  | { kind: 'rejected'; text: string }
-  | { kind: 'unavailable'; reason: string; detail?: string };
 
 /** Reads to the tagged reply of `tag`, collecting capabilities seen on the way. */
 async function tagged(r: LineReader, tag: string, caps?: string[]): Promise<{ status: string; text: string }> {
@@ -54,11 +36,10 @@ async function tagged(r: LineReader, tag: string, caps?: string[]): Promise<{ st
  * does not take LITERAL+ (Postern forwards every literal non-synchronising) is not used.
  */
 export async function upstreamLogin(cfg: UpstreamConfig, req: LoginRequest, onWarning: (reason: string, detail: string) => void): Promise<LoginResult> {
-  const deadline = Date.now() + cfg.timeout_s * 1000;
-  let socket: net.Socket | undefined;
-  try {
-    socket = await connect(cfg, deadline);
-    let r = new LineReader(socket, deadline);
+  // On success, text is the tagged OK's text after `OK ` (a [CAPABILITY] code in it is rewritten before the client
+  // sees it) and rest the bytes after the tagged OK.
+  return loginUpstream(cfg, async (c) => {
+    let { socket, reader: r } = c;
     const greeting = await r.line();
     if (!/^\* OK\b/i.test(greeting)) throw new Unavailable(/^\* PREAUTH/i.test(greeting) ? 'server_preauth' : 'server_greeting', greeting.slice(0, 200));
     let caps = capabilitiesIn(greeting) ?? [];
@@ -66,7 +47,7 @@ export async function upstreamLogin(cfg: UpstreamConfig, req: LoginRequest, onWa
       socket.write('P0 STARTTLS\r\n');
       const st = await tagged(r, 'P0');
       if (st.status !== 'OK') throw new Unavailable('server_starttls', st.text.slice(0, 200));
-      ({ socket, reader: r } = await upgrade(r, cfg, deadline, onWarning));
+      ({ socket, reader: r } = await upgrade(c, cfg, onWarning));
       caps = [];
       socket.write('P1 CAPABILITY\r\n');
       await tagged(r, 'P1', caps);
@@ -106,11 +87,7 @@ export async function upstreamLogin(cfg: UpstreamConfig, req: LoginRequest, onWa
     }
     const rest = r.detach();
     return { kind: 'ok', socket, text: res.text, capabilities: after, rest };
-  } catch (err) {
-    socket?.destroy();
-    if (err instanceof Unavailable) return { kind: 'unavailable', reason: err.reason, detail: err.detail };
-    return { kind: 'unavailable', reason: 'server_error', detail: (err as Error).message };
-  }
+  });
 }
 
 async function expectContinue(r: LineReader): Promise<void> {

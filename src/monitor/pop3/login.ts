@@ -2,8 +2,9 @@
 // the server, the login event from the server's answer, and the progressive delay of a failure reply. The password
 // goes to the server and nowhere else: not to a log, not to an event.
 import { loginFailed, loginGate, loginSucceeded } from '../login-gate.ts';
+import type { LoginResult } from '../upstream.ts';
 import type { Pop3Session } from './session.ts';
-import { upstreamLogin, type LoginResult } from './upstream.ts';
+import { upstreamLogin } from './upstream.ts';
 
 export interface LoginAttempt {
   user: Buffer;

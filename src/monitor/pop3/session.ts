@@ -3,58 +3,36 @@
 // it asks the live policies, logs in to the real server with its own AUTH PLAIN (login.ts), and from then on
 // splices the two connections, still checking every client command (splice.ts).
 import type net from 'node:net';
-import tls from 'node:tls';
 import type { Config } from '../../config/schema.ts';
-import type { Emit } from '../../core/events.ts';
-import type { Logger } from '../../core/log.ts';
-import type { LoginGuard } from '../guard.ts';
+import { ClientSession, type HeldInput } from '../client-session.ts';
+import type { ProxySession, SessionContext } from '../proxy.ts';
 import { decodeResponse, SaslExchange } from '../sasl.ts';
-import { SessionFacts, tlsFacts } from '../session.ts';
 import { isTransaction, multiline, preLoginCapabilities } from './commands.ts';
 import { attemptLogin } from './login.ts';
 import { parseCommand, Pop3Reader, type LineErrorKind } from './parser.ts';
 import { Pop3Splice } from './splice.ts';
 
-export interface Pop3Context {
-  cfg: Config['monitor']['pop3'];
-  secureContext: tls.SecureContext;
-  guard: LoginGuard;
-  emit: Emit;
-  log: Logger;
-}
+export type Pop3Context = SessionContext<Config['monitor']['pop3']>;
 
 /** RFC 5034 §4 lifts the 255-octet limit for the lines of an AUTH exchange; this still bounds them. */
 const SASL_MAX_LINE = 4096;
 
-export class Pop3Session {
-  readonly facts: SessionFacts;
+export class Pop3Session extends ClientSession<Config['monitor']['pop3'], Pop3Splice> {
   readonly reader: Pop3Reader;
-  sock: net.Socket;
-  state: 'authorization' | 'login' | 'proxy' | 'closed' = 'authorization';
-  private bad = 0;
   /** The name given with USER, waiting for PASS. */
   private user: Buffer | null = null;
   private sasl: SaslExchange | null = null;
-  private loginTimer: NodeJS.Timeout | null = null;
-  private splice: Pop3Splice | null = null;
-  private readonly onData = (d: Buffer) => {
-    this.facts.bytesIn += d.length;
-    try {
-      this.reader.feed(d);
-    } catch (err) {
-      return this.fail(err as Error);
-    }
-    // While a login is pending the reader holds what arrives; past a few commands' worth, stop reading instead.
-    if (this.state === 'login' && this.reader.buffered > 4 * this.ctx.cfg.max_line) this.sock.pause();
-  };
 
-  constructor(
-    readonly ctx: Pop3Context,
-    socket: net.Socket,
-    private readonly onClosed: (s: Pop3Session) => void,
-  ) {
-    this.sock = socket;
-    this.facts = new SessionFacts(socket);
+  constructor(ctx: Pop3Context, socket: net.Socket, onClosed: (s: ProxySession) => void) {
+    super(ctx, socket, onClosed, {
+      protocol: 'pop3',
+      refused: '-ERR [SYS/PERM] Service not available from your address.\r\n',
+      inactive: '-ERR Disconnected for inactivity.\r\n',
+      internalError: '-ERR Internal error.\r\n',
+      bad: (_command, text) => `-ERR ${text}\r\n`,
+      tooManyBad: '-ERR Too many bad commands.\r\n',
+      refField: 'command',
+    });
     this.reader = new Pop3Reader(ctx.cfg.max_line, {
       line: (b) => {
         if (this.state === 'proxy') return this.splice?.line(b);
@@ -65,54 +43,17 @@ export class Pop3Session {
     });
   }
 
-  /** Greets, or refuses the connection when a live policy blocks the client's address. */
-  start(): void {
-    const { facts, ctx } = this;
-    this.sock.setNoDelay(true);
-    this.sock.on('error', () => this.close('client_error'));
-    this.sock.on('close', () => this.close('client_closed'));
-    const block = ctx.guard.atConnect(facts.ip);
-    if (block) {
-      ctx.emit('pop3.connect.refused', { ip: facts.ip, conn_id: facts.id, data: { session: facts.id, policy: block.id, reason: block.reason } });
-      this.write('-ERR [SYS/PERM] Service not available from your address.\r\n');
-      return this.end('blocked');
-    }
-    ctx.emit('pop3.connect', { ip: facts.ip, conn_id: facts.id, data: { session: facts.id, tls: facts.tls, port: facts.port } });
-    this.sock.on('data', this.onData);
-    this.loginTimer = setTimeout(() => {
-      this.write('-ERR Disconnected for inactivity.\r\n');
-      this.end('login_timeout');
-    }, ctx.cfg.login_timeout_s * 1000);
-    this.loginTimer.unref();
-    this.write('+OK POP3 server ready.\r\n');
+  protected input(): HeldInput {
+    return this.reader;
   }
 
-  write(s: string | Buffer): void {
-    if (this.state === 'closed') return;
-    const b = typeof s === 'string' ? Buffer.from(s, 'latin1') : s;
-    this.facts.bytesOut += b.length;
-    this.sock.write(b);
+  /** While a login is pending the reader holds a few commands' worth before the session stops reading. */
+  protected holdLimit(): number {
+    return 4 * this.ctx.cfg.max_line;
   }
 
-  /** Counts a protocol error and records it as an event. */
-  protocolError(kind: string, text: string, command: string | null): void {
-    this.facts.errors++;
-    this.ctx.emit('pop3.protocol_error', {
-      ip: this.facts.ip,
-      conn_id: this.facts.id,
-      data: { session: this.facts.id, kind, detail: text, command, logged_in: this.state === 'proxy', user: this.facts.user },
-    });
-  }
-
-  /** Answers -ERR before login; max_bad_commands of them end the session (PO-07). */
-  private badCommand(command: string | null, text: string, kind: string): void {
-    this.write(`-ERR ${text}\r\n`);
-    this.protocolError(kind, text, command);
-    if (++this.bad >= this.ctx.cfg.max_bad_commands) {
-      this.protocolError('too_many_bad_commands', `${this.bad} invalid commands before login`, null);
-      this.write('-ERR Too many bad commands.\r\n');
-      this.end('too_many_bad_commands');
-    }
+  protected greeting(): string {
+    return '+OK POP3 server ready.\r\n';
   }
 
   private lineError(kind: LineErrorKind, text: string): void {
@@ -199,85 +140,23 @@ export class Pop3Session {
   private stls(nargs: number): void {
     if (nargs) return this.badCommand('STLS', 'STLS takes no arguments.', 'syntax');
     if (this.facts.tls) return this.badCommand('STLS', 'TLS is already active.', 'syntax');
-    const raw = this.sock;
-    // Nothing the client sent after STLS in the clear may be read once TLS is up (CVE-2011-0411, PO-02): the
-    // reader holds it from here, and it is dropped when the reply is out.
-    this.reader.pause();
-    raw.write('+OK Begin TLS negotiation now.\r\n', () => this.upgrade(raw));
+    this.startTls('+OK Begin TLS negotiation now.\r\n', 'STLS', 'STLS');
   }
 
-  private upgrade(raw: net.Socket): void {
-    if (this.state === 'closed') return;
-    raw.removeListener('data', this.onData);
-    const dropped = this.reader.discardBuffered();
-    if (dropped) this.protocolError('starttls_injection', `${dropped} octets sent after STLS before the handshake were dropped`, 'STLS');
-    // RFC 2595 §4: what was said before TLS is forgotten.
+  /** RFC 2595 §4: what was said before TLS is forgotten. */
+  protected forgetClearText(): void {
     this.user = null;
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('error');
-    const t = new tls.TLSSocket(raw, { isServer: true, secureContext: this.ctx.secureContext });
-    this.sock = t;
-    t.on('error', () => this.close('tls_error'));
-    t.on('close', () => this.close('client_closed'));
-    t.once('secure', () => {
-      this.facts.tls = tlsFacts(t);
-      t.on('data', this.onData);
-      try {
-        this.reader.resume();
-      } catch (err) {
-        this.fail(err as Error);
-      }
-    });
   }
 
   private login(user: Buffer, password: Buffer, method: string): void {
     // RFC 1939 §7: after a failed PASS the client starts again with USER.
     this.user = null;
-    this.state = 'login';
-    this.reader.pause();
-    attemptLogin(this, { user, password, method })
-      .then((result) => {
-        if (this.state === 'closed') return result?.socket.destroy();
-        this.sock.resume();
-        if (!result) {
-          this.state = 'authorization';
-          return this.reader.resume();
-        }
-        if (this.loginTimer) clearTimeout(this.loginTimer);
-        this.state = 'proxy';
+    this.pendLogin(
+      () => attemptLogin(this, { user, password, method }),
+      (result) => {
         this.splice = new Pop3Splice(this, result.socket, result.capabilities);
         this.splice.start(result.text, result.rest);
-      })
-      .catch((err: Error) => this.fail(err));
-  }
-
-  /** A bug met in this session ends this session only, never the process. */
-  fail(err: Error): void {
-    this.ctx.log.error({ err: err.message, stack: err.stack, session: this.facts.id }, 'pop3 session failed');
-    this.protocolError('internal_error', err.message, null);
-    if (this.state === 'proxy') this.splice?.inject('-ERR Internal error.\r\n');
-    else this.write('-ERR Internal error.\r\n');
-    this.end('internal_error');
-  }
-
-  /** Ends the session after what was written reaches the client. */
-  end(reason: string): void {
-    if (this.state === 'closed') return;
-    const s = this.sock;
-    this.close(reason);
-    s.end();
-    setTimeout(() => s.destroy(), 2_000).unref();
-  }
-
-  close(reason: string): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    // Commands behind the one that ended the session, in the same segment, are never run.
-    this.reader.pause();
-    if (this.loginTimer) clearTimeout(this.loginTimer);
-    this.splice?.stop();
-    this.sock.removeListener('data', this.onData);
-    this.ctx.emit('pop3.close', { ip: this.facts.ip, conn_id: this.facts.id, data: this.facts.summary(reason) });
-    this.onClosed(this);
+      },
+    );
   }
 }

@@ -1,12 +1,7 @@
 // Logging a user in to the POP3 server behind the proxy: connect (plain, STLS or implicit TLS), check the
 // greeting, tell it who the client is (XCLIENT, when offered), send Postern's own AUTH PLAIN and read the answer.
 import type net from 'node:net';
-import { connect, LineReader, Unavailable, upgrade, type UpstreamTarget } from '../upstream.ts';
-
-export interface Pop3UpstreamConfig extends UpstreamTarget {
-  forward_client_ip: boolean;
-  timeout_s: number;
-}
+import { loginUpstream, Unavailable, upgrade, type LineReader, type LoginResult, type UpstreamConfig } from '../upstream.ts';
 
 export interface LoginRequest {
   user: Buffer;
@@ -14,20 +9,6 @@ export interface LoginRequest {
   /** The client's address and Postern's session id, for XCLIENT; null when not forwarded. */
   client: { ip: string; port: number; session: string } | null;
 }
-
-export type LoginResult =
-  | {
-      kind: 'ok';
-      socket: net.Socket;
-      /** The text of the server's +OK. */
-      text: string;
-      /** What the server's CAPA lists after login. */
-      capabilities: string[];
-      /** Bytes that came after the last answer, to pass on first. */
-      rest: Buffer;
-    }
-  | { kind: 'rejected'; text: string }
-  | { kind: 'unavailable'; reason: string; detail?: string };
 
 /** RFC 2449 §4: a command line is at most 255 octets, CRLF included. */
 const MAX_COMMAND = 255;
@@ -58,19 +39,17 @@ async function capa(socket: net.Socket, r: LineReader): Promise<string[]> {
  * travel base64-encoded in AUTH PLAIN whatever the client used, so that no byte of theirs (a space, or a CR LF from
  * a client's AUTH) can end the line early or start another command (the POP3 form of IM-12).
  */
-export async function upstreamLogin(cfg: Pop3UpstreamConfig, req: LoginRequest, onWarning: (reason: string, detail: string) => void): Promise<LoginResult> {
-  const deadline = Date.now() + cfg.timeout_s * 1000;
-  let socket: net.Socket | undefined;
-  try {
-    socket = await connect(cfg, deadline);
-    let r = new LineReader(socket, deadline);
+export async function upstreamLogin(cfg: UpstreamConfig, req: LoginRequest, onWarning: (reason: string, detail: string) => void): Promise<LoginResult> {
+  // On success, text is the server's +OK text and capabilities its CAPA list after login.
+  return loginUpstream(cfg, async (c) => {
+    let { socket, reader: r } = c;
     const greeting = await r.line();
     if (!/^\+OK\b/i.test(greeting)) throw new Unavailable('server_greeting', greeting.slice(0, 200));
     if (cfg.tls === 'starttls') {
       socket.write('STLS\r\n');
       const st = await status(r);
       if (!st.ok) throw new Unavailable('server_starttls', st.text.slice(0, 200));
-      ({ socket, reader: r } = await upgrade(r, cfg, deadline, onWarning));
+      ({ socket, reader: r } = await upgrade(c, cfg, onWarning));
     }
     // Dovecot offers XCLIENT (`+OK [XCLIENT] …` in its greeting) only to login_trusted_networks; elsewhere the
     // command would count as a bad one.
@@ -102,9 +81,5 @@ export async function upstreamLogin(cfg: Pop3UpstreamConfig, req: LoginRequest, 
     const capabilities = await capa(socket, r);
     const rest = r.detach();
     return { kind: 'ok', socket, text: res.text, capabilities, rest };
-  } catch (err) {
-    socket?.destroy();
-    if (err instanceof Unavailable) return { kind: 'unavailable', reason: err.reason, detail: err.detail };
-    return { kind: 'unavailable', reason: 'server_error', detail: (err as Error).message };
-  }
+  });
 }
