@@ -230,10 +230,13 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     });
   }
   const signer = linkSigner(dataDir, resolveSecret(config.quarantine.link_secret), config.quarantine.link_secret_previous);
+  // The addresses mailbox users logged in from, for protect policies: the proxies' and Dovecot's auth policy requests.
+  const kl = config.monitor.known_logins;
+  const known = new KnownLogins(store.db, { retentionMs: kl.retention_days * 86_400_000, sameNetwork: kl.same_network });
   // The HTTP server runs beside the relay: one per installation, not one per gateway worker.
   let web: WebServer | null = null;
   if (roles.relay && config.web.enabled) {
-    web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen });
+    web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen, policies, known });
     log.info({ web: `${web.host}:${web.port}`, url: web.url }, 'web server started');
   }
   const webInfo = web && { host: web.host, port: web.port, url: web.url };
@@ -327,8 +330,6 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const want = opts.listen ?? splitListen(config.gateway.listen);
   const addr = await gateway.listen(want.host, want.port);
   log.info({ smtp: `${addr.address}:${addr.port}`, data_dir: dataDir, store: store.dialect, downstream: config.relay.downstream?.host ?? 'maildir' }, 'postern started');
-  const kl = config.monitor.known_logins;
-  const known = new KnownLogins(store.db, { retentionMs: kl.retention_days * 86_400_000, sameNetwork: kl.same_network });
   // The mailbox protocols' proxies in front of the mail server (monitor/), each when enabled.
   const mlog = log.child({ component: 'monitor' });
   const proxyDeps = { config, policies, emit, log: mlog, tls, known };

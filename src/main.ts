@@ -12,6 +12,7 @@ import { runSimulate } from './cli/simulate.ts';
 import { runTrends } from './cli/trends.ts';
 import { runQuarantine } from './cli/quarantine.ts';
 import { runDigest } from './cli/digest.ts';
+import { runAudit } from './cli/audit.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -44,6 +45,8 @@ commands:
   sources list [--kind K] [--order unknown|refused|messages|last_seen] [--limit N] [--json]
                                          sources, most recently seen first
   trends status [--limit N] [--json]     the trend analyzer: how far behind, recent findings, its policies
+  audit <user> [--since 24h|ISO] [--session ID] [--json|--csv]
+                                         the audit trail of a mailbox user in monitor.audit.users, session by session
   simulate harvest|harvest-distributed|flood [--wait-lift S] [--json]
                                          replay an attack against a running gateway, with legitimate mail beside it
   simulate brute-force|brute-force-distributed|spraying --user U --password P [--json]
@@ -96,6 +99,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runQuarantine(rest);
       case 'digest':
         return await runDigest(rest);
+      case 'audit':
+        return await runAudit(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -17,6 +17,9 @@ import { CSS, CSS_PATH, notice } from './html.ts';
 import { WebError } from './web-error.ts';
 import { quarantinePages } from './quarantine-pages.ts';
 import { quarantineApi } from './api-quarantine.ts';
+import { AUTH_POLICY_PATH, authPolicy } from '../monitor/auth-policy.ts';
+import type { PolicyTable } from '../policy/live.ts';
+import type { KnownLogins } from '../monitor/known-logins.ts';
 
 export interface WebDeps {
   config: Config;
@@ -25,6 +28,9 @@ export interface WebDeps {
   db: Kysely<DB>;
   emit: Emit;
   log: Logger;
+  /** The live policies and known login addresses, for Dovecot's auth policy requests (monitor.auth_policy). */
+  policies?: PolicyTable;
+  known?: KnownLogins;
   /** Overrides web.listen (tests use port 0). */
   listen?: { host: string; port: number };
 }
@@ -130,6 +136,7 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
   app.get('/', async (_req, reply) => reply.redirect('/quarantine', 303));
   await app.register(quarantinePages, { ...deps });
   await app.register(quarantineApi, { ...deps, prefix: '/api/v1/quarantine' });
+  if (deps.config.monitor.auth_policy.enabled) await app.register(authPolicy, { ...deps, prefix: AUTH_POLICY_PATH });
 
   const want = deps.listen ?? splitListen(deps.config.web.listen);
   await app.listen({ host: want.host, port: want.port });

@@ -483,10 +483,34 @@ const knownLogins = z.strictObject({
   ),
 });
 
+// The audit trail (monitor/audit/): every session and mailbox action of the users listed, as audit.* events.
+const monitorAudit = z.strictObject({
+  users: d(
+    z.array(z.string().regex(/^(\*|\*@[^@\s]+|[^@\s*]+@[^@\s*]+)$/, 'must be an address, *@domain or *')).default([]),
+    'Mailbox users whose every session and action (SELECT, FETCH, STORE, COPY, MOVE, EXPUNGE, APPEND, RETR, DELE, logout) is recorded as audit.* events: addresses, *@domain, or * for everyone. Others get only their login and attack events.',
+  ),
+});
+
+// Dovecot's auth-policy protocol served on the web server (monitor/auth-policy.ts), for sites with no proxy.
+const authPolicy = z
+  .strictObject({
+    enabled: d(
+      z.boolean().default(false),
+      'Answer Dovecot\'s auth policy requests (auth_policy_server_url) at /api/v1/dovecot/auth-policy on the web server: live policies decide each login, and Dovecot\'s reports become auth.* events.',
+    ),
+    api_key: secret.optional().meta({
+      description:
+        'What Dovecot must send, as "Authorization: Bearer KEY" (auth_policy_server_api_header) or as the password of HTTP basic auth, e.g. { env = "POSTERN_DOVECOT_POLICY_KEY" }. Required when enabled.',
+    }),
+  })
+  .refine((s) => !s.enabled || s.api_key !== undefined, { path: ['api_key'], message: 'required when monitor.auth_policy.enabled is true' });
+
 const monitor = z.strictObject({
+  auth_policy: authPolicy.prefault({}),
   imap: monitorImap.prefault({}),
   pop3: monitorPop3.prefault({}),
   known_logins: knownLogins.prefault({}),
+  audit: monitorAudit.prefault({}),
 });
 
 // The similarity index (similarity/): fingerprints of recent messages and the clusters they form.

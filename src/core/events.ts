@@ -98,6 +98,16 @@ export const EVENT_TYPES = {
     level: 'info',
     description: 'A POP3 proxy session ended: user, TLS, duration, commands, errors, octets each way, and why it ended.',
   },
+  'audit.session': {
+    level: 'info',
+    description:
+      'An audited mailbox user\'s session through the monitor proxy: at login (client address, TLS, protocol, session id) and at its end (why, duration, commands, octets each way).',
+  },
+  'audit.command': {
+    level: 'info',
+    description:
+      'An audited user\'s mailbox action: IMAP SELECT, EXAMINE, FETCH, STORE, COPY, MOVE, EXPUNGE, APPEND, CLOSE, LOGOUT (with the set, items, flags, target or size), POP3 RETR, TOP, DELE, QUIT (with the message number).',
+  },
   'trends.finding': {
     level: 'warn',
     description: 'A trend detector found an attack or anomaly and wrote or extended a live policy; carries the policy and its evidence.',

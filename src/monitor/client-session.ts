@@ -8,6 +8,7 @@ import type { Logger } from '../core/log.ts';
 import type { Protocol } from './login-gate.ts';
 import type { ProxySession, SessionContext } from './proxy.ts';
 import { SessionFacts, tlsFacts } from './session.ts';
+import { AuditTrail } from './audit/trail.ts';
 
 /** What the session needs of a protocol's command reader. */
 export interface HeldInput {
@@ -52,6 +53,8 @@ export abstract class ClientSession<C extends SessionConfig, P extends SpliceEnd
   protected loginTimer: NodeJS.Timeout | null = null;
   private bad = 0;
   protected splice: P | null = null;
+  /** The audit trail, when the user who logged in is audited (decided once, at login). */
+  audit: AuditTrail | null = null;
   protected readonly onData = (d: Buffer) => {
     this.facts.bytesIn += d.length;
     try {
@@ -187,6 +190,7 @@ export abstract class ClientSession<C extends SessionConfig, P extends SpliceEnd
         }
         if (this.loginTimer) clearTimeout(this.loginTimer);
         this.state = 'proxy';
+        this.audit = AuditTrail.start(this.ctx.auditUsers, this.ctx.emit, this.words.protocol, this.facts);
         proxy(result);
       })
       .catch((err: Error) => this.fail(err));
@@ -219,6 +223,7 @@ export abstract class ClientSession<C extends SessionConfig, P extends SpliceEnd
     this.splice?.stop();
     this.sock.removeListener('data', this.onData);
     this.ctx.emit(`${this.words.protocol}.close` satisfies EventType, { ip: this.facts.ip, conn_id: this.facts.id, data: this.facts.summary(reason) });
+    this.audit?.end(reason);
     this.onClosed(this);
   }
 }

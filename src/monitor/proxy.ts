@@ -34,6 +34,8 @@ export interface SessionContext<C> {
   guard: LoginGuard;
   emit: Emit;
   log: Logger;
+  /** monitor.audit.users: whose sessions leave an audit trail. */
+  auditUsers: readonly string[];
 }
 
 export interface ProxySession {
@@ -70,6 +72,7 @@ export class MonitorProxy<C extends GuardedConfig, S extends ProxySession> {
       }, deps.known),
       emit: deps.emit,
       log: deps.log,
+      auditUsers: deps.config.monitor.audit.users,
     };
     const accept = (socket: net.Socket) => {
       const s = protocol.session(ctx, socket, (x) => this.sessions.delete(x));

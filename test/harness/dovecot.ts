@@ -31,6 +31,18 @@ export interface DovecotOptions {
   noPenalty?: boolean;
   /** Extra config lines. */
   extra?: string;
+  /** Ask this auth policy server about every login (authPolicyLines). */
+  authPolicy?: { url: string; apiKey: string; nonce: string };
+}
+
+/** The auth policy settings the tests use, as docs/monitor.md shows them. */
+export function authPolicyLines(p: { url: string; apiKey: string; nonce: string }): string {
+  return `auth_policy_server_url = ${p.url}
+auth_policy_server_api_header = Authorization: Bearer ${p.apiKey}
+auth_policy_hash_nonce = ${p.nonce}
+auth_policy_request_attributes = login=%{requested_username} pwhash=%{hashed_password} remote=%{rip} device_id=%{client_id} protocol=%s session_id=%{session}
+auth_policy_reject_on_fail = no
+`;
 }
 
 export function freePort(): Promise<number> {
@@ -44,7 +56,21 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Starts one, trying again with new ports when it fails: a port found free can be taken by another suite's server
+ * before this Dovecot binds it.
+ */
 export async function startDovecot(o: DovecotOptions): Promise<Dovecot> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(o);
+    } catch (err) {
+      if (attempt >= 3 || /not installed/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startOnce(o: DovecotOptions): Promise<Dovecot> {
   const dovecot = findBinary('dovecot');
   const doveadm = findBinary('doveadm');
   if (!dovecot || !doveadm) throw new Error('dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)');
@@ -108,6 +134,7 @@ service anvil {
   chroot =
 ${o.noPenalty ? '  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n' : ''}}
 ${o.noPenalty ? 'service auth {\n  user = $default_internal_user\n}\n' : ''}
+${o.authPolicy ? authPolicyLines(o.authPolicy) : ''}
 ${o.extra ?? ''}
 `,
   );
@@ -120,8 +147,14 @@ ${o.extra ?? ''}
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`dovecot failed to start (exit ${code}): ${err.trim()}`))));
   });
-  await waitForPort(imapPort);
-  await waitForPort(pop3Port);
+  try {
+    await waitForPort(imapPort);
+    await waitForPort(pop3Port);
+  } catch (err) {
+    await run(doveadm, ['-c', conf, 'stop']).catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     imapPort,
     pop3Port,

@@ -7,6 +7,7 @@ import type { ImapCommand, ParseError } from './parser.ts';
 import { ResponseStream } from './responses.ts';
 import type { ImapSession } from './session.ts';
 import { clientCapabilities } from './wire.ts';
+import { imapAction } from '../audit/imap.ts';
 
 /** Commands refused after login, with the reason given to the client. */
 const REFUSED: Record<string, string> = {
@@ -47,6 +48,11 @@ export class Splice extends Relay<ImapSession> {
   command(cmd: ImapCommand): void {
     this.s.facts.commands++;
     if (cmd.name === 'IDLE') this.s.parser.expectDone();
+    const audit = this.s.audit;
+    if (audit) {
+      const action = imapAction(cmd, audit);
+      if (action) audit.command(action);
+    }
   }
 
   /** The `DONE` that ends IDLE. */

@@ -7,6 +7,7 @@ import { Relay } from '../relay.ts';
 import { parseCommand, type LineErrorKind } from './parser.ts';
 import { ResponseStream } from './responses.ts';
 import type { Pop3Session } from './session.ts';
+import { pop3Action } from '../audit/pop3.ts';
 
 export class Pop3Splice extends Relay<Pop3Session> {
   protected readonly responses: ResponseStream;
@@ -52,6 +53,11 @@ export class Pop3Splice extends Relay<Pop3Session> {
     }
     s.facts.commands++;
     if (checked.line === 'QUIT') this.quitting = true;
+    const audit = s.audit;
+    if (audit) {
+      const action = pop3Action(cmd);
+      if (action) audit.command(action);
+    }
     this.responses.expect(checked.multiline);
     this.toServer(Buffer.from(`${checked.line}\r\n`, 'latin1'));
   }
