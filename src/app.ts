@@ -278,31 +278,11 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     await sink.flush();
     await store.close();
   };
+  // What every process has, whichever roles it runs.
+  const parts = { store, sink, relay, rows, spool, maildir, log, dataDir, live, analyzer, policies, quarantine, signer, web: webInfo, digests, outbound: outboundAddr, correspondents };
   if (!roles.gateway) {
     log.info({ data_dir: dataDir, store: store.dialect, role: 'relay' }, 'postern relay started');
-    return {
-      smtp: { host: '', port: 0 },
-      store,
-      sink,
-      gateway: null,
-      relay,
-      rows,
-      spool,
-      maildir,
-      log,
-      dataDir,
-      live,
-      analyzer,
-      policies,
-      quarantine,
-      signer,
-      web: webInfo,
-      digests,
-      outbound: outboundAddr,
-      correspondents,
-      monitor: { imap: null, pop3: null },
-      close: stopAll,
-    };
+    return { ...parts, smtp: { host: '', port: 0 }, gateway: null, monitor: { imap: null, pop3: null }, close: stopAll };
   }
   const onAccepted = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
   const gateway = new Gateway({
@@ -350,25 +330,9 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const pop3Addr = pop3 && (await startProxy('pop3', pop3, config.monitor.pop3, opts.pop3Listen, opts.pop3TlsListen));
   let closed = false;
   return {
+    ...parts,
     smtp: { host: addr.address, port: addr.port },
-    store,
-    sink,
     gateway,
-    relay,
-    rows,
-    spool,
-    maildir,
-    log,
-    dataDir,
-    live,
-    analyzer,
-    policies,
-    quarantine,
-    signer,
-    web: webInfo,
-    digests,
-    outbound: outboundAddr,
-    correspondents,
     monitor: { imap: imapAddr, pop3: pop3Addr },
     async close() {
       if (closed) return;
