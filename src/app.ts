@@ -38,6 +38,9 @@ import { ImapProxy } from './monitor/imap/proxy.ts';
 import { Pop3Proxy } from './monitor/pop3/proxy.ts';
 import { KnownLogins } from './monitor/known-logins.ts';
 import { purgeKnownLogins } from './trends/known-logins.ts';
+import { ClusterWatch } from './similarity/watch.ts';
+import { parseLimitsOf } from './analysis/mime-scan.ts';
+import { Retro } from './retro/retro.ts';
 
 /** What app.ts needs of a mailbox protocol's proxy. */
 interface MailboxProxy {
@@ -75,6 +78,8 @@ export interface Postern {
   web: { host: string; port: number; url: string } | null;
   /** Quarantine digests sent now (what the schedule does), with the links this process serves. */
   digests: { run(opts?: { recipient?: string; now?: number }): Promise<DigestRun> };
+  /** Retroactive action on declared outbreaks; null where no relay runs or outbreak.retro is off. */
+  retro: Retro | null;
   /** Where the monitor proxies listen; each is null when its section is off or this process runs no gateway. */
   monitor: { imap: { host: string; port: number; tlsPort: number | null } | null; pop3: { host: string; port: number; tlsPort: number | null } | null };
   close(): Promise<void>;
@@ -229,6 +234,26 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       onPolicy: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, "policy change not announced; nodes read it within a second")),
     });
   }
+  // Retroactive action on declared outbreaks runs beside the relay, which it tells to leave the copies it takes.
+  let retro: Retro | null = null;
+  if (relay && config.outbreak.enabled && config.outbreak.retro) {
+    const r = relay;
+    retro = new Retro({
+      db: store.db,
+      config,
+      log: log.child({ component: 'retro' }),
+      emit,
+      spool,
+      blobs,
+      maildir,
+      policies,
+      durable: () => store.durable(),
+      withhold: (id) => r.withhold(id),
+      submit: (id) => r.submit(id),
+    });
+    retro.start();
+    live.bus.subscribe(() => setTimeout(() => retro?.kick(), 50));
+  }
   const signer = linkSigner(dataDir, resolveSecret(config.quarantine.link_secret), config.quarantine.link_secret_previous);
   // The addresses mailbox users logged in from, for protect policies: the proxies' and Dovecot's auth policy requests.
   const kl = config.monitor.known_logins;
@@ -246,6 +271,13 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   let digestSchedule: DigestSchedule | null = null;
   if (roles.relay && config.quarantine.digest.enabled) digestSchedule = startDigestSchedule(digestDeps);
   const tls = await loadTls(config, dataDir);
+  // The gateway, and the outbound listener, mirror the analyzer's clusters of recent mail to act on an outbreak's
+  // copies in line.
+  const watch =
+    config.outbreak.enabled && (roles.gateway || (config.outbound.enabled && roles.relay))
+      ? new ClusterWatch(store.db, config, log.child({ component: 'similarity' }))
+      : undefined;
+  await watch?.start();
   // The outbound listener runs beside the store's writer (it records correspondents as it takes mail), not in each
   // gateway worker: outbound mail is a fraction of inbound, and a worker must not wait on the store's write lock.
   let outbound: OutboundListener | null = null;
@@ -253,7 +285,19 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   if (config.outbound.enabled && roles.relay) {
     const olog = log.child({ component: 'outbound' });
     const submit = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
-    outbound = new OutboundListener({ config, log: olog, emit, acceptor, db: store.db, book: correspondents, tls, onAccepted: submit });
+    outbound = new OutboundListener({
+      config,
+      log: olog,
+      emit,
+      acceptor,
+      db: store.db,
+      book: correspondents,
+      tls,
+      onAccepted: submit,
+      watch,
+      policies,
+      parseLimits: parseLimitsOf(config.analysis.parse),
+    });
     const o = opts.outboundListen ?? splitListen(config.outbound.listen);
     const a = await outbound.listen(o.host, o.port);
     outboundAddr = { host: a.address, port: a.port };
@@ -263,6 +307,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   // mail, then timers, the analyzer and the relay, and last the events and the store.
   const stopAll = async () => {
     await outbound?.close();
+    watch?.stop();
     if (sentPurgeTimer) clearInterval(sentPurgeTimer);
     if (knownPurgeTimer) clearInterval(knownPurgeTimer);
     correspondents.stop();
@@ -271,6 +316,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     if (purgeTimer) clearInterval(purgeTimer);
     await upkeep?.stop();
     await analyzer?.stop();
+    await retro?.stop();
     await relay?.stop();
     await live.close();
     policies.stop();
@@ -279,13 +325,14 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     await store.close();
   };
   // What every process has, whichever roles it runs.
-  const parts = { store, sink, relay, rows, spool, maildir, log, dataDir, live, analyzer, policies, quarantine, signer, web: webInfo, digests, outbound: outboundAddr, correspondents };
+  const parts = { store, sink, relay, rows, spool, maildir, log, dataDir, live, analyzer, policies, quarantine, signer, web: webInfo, digests, outbound: outboundAddr, correspondents, retro };
   if (!roles.gateway) {
     log.info({ data_dir: dataDir, store: store.dialect, role: 'relay' }, 'postern relay started');
     return { ...parts, smtp: { host: '', port: 0 }, gateway: null, monitor: { imap: null, pop3: null }, close: stopAll };
   }
   const onAccepted = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
   const gateway = new Gateway({
+    watch,
     config,
     log: log.child({ component: 'gateway' }),
     emit,

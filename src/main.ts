@@ -13,6 +13,7 @@ import { runTrends } from './cli/trends.ts';
 import { runQuarantine } from './cli/quarantine.ts';
 import { runDigest } from './cli/digest.ts';
 import { runAudit } from './cli/audit.ts';
+import { runClusters } from './cli/clusters.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -63,6 +64,11 @@ commands:
   digest run [--recipient ADDR] [--json] send due quarantine digests now
   digest preview --recipient ADDR [--html]
                                          print the digest a recipient would get, without sending it
+  clusters list [--state watching|outbreak|safe] [--since 24h] [--json]
+                                         similarity clusters, latest first, with their state and verdict
+  clusters show <id> [--json]            one cluster: its members, what was done to each copy, where copies went
+  clusters mark <id> safe|bad [--reason TEXT] [--action quarantine|block]
+                                         an admin's verdict on a cluster (replaces the last one)
   learn --spam PATH... --ham PATH...     teach the classifier from files, folders or mbox files
   eval --spam PATH --ham PATH [--json] [--no-bayes]
                                          analyse labelled mail offline: precision, recall, F1, ham false positives
@@ -101,6 +107,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runDigest(rest);
       case 'audit':
         return await runAudit(rest);
+      case 'clusters':
+        return await runClusters(rest);
       case undefined:
       case 'help':
       case '--help':

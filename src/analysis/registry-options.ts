@@ -1,5 +1,6 @@
 // Validates analysis.checks.<name> against each check's own options schema and applies its defaults.
 import { CHECKS } from './checks/index.ts';
+import { GATEWAY_SYMBOLS } from './gateway-symbols.ts';
 
 export function validateCheckOptions(raw: Record<string, Record<string, unknown>>): string[] {
   const issues: string[] = [];
@@ -22,7 +23,7 @@ export function validateCheckOptions(raw: Record<string, Record<string, unknown>
 
 /** Every name under analysis.scores must be a symbol some check emits: a typo must not silently do nothing. */
 export function validateScoreNames(scores: Record<string, unknown>): string[] {
-  const known = new Set(CHECKS.flatMap((c) => Object.keys(c.symbols)));
+  const known = new Set([...CHECKS.flatMap((c) => Object.keys(c.symbols)), ...Object.keys(GATEWAY_SYMBOLS)]);
   return Object.keys(scores)
     .filter((n) => !known.has(n))
     .map((n) => `analysis.scores.${n}: unknown symbol (see docs/symbols.md)`);

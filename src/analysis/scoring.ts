@@ -1,6 +1,7 @@
 // Symbols to a score (weights, group caps) and the score to an action by the configured thresholds.
 import type { Config } from '../config/schema.ts';
 import type { Check, SymbolGroup, SymbolHit, SymbolSpec } from './check.ts';
+import { GATEWAY_SYMBOLS } from './gateway-symbols.ts';
 
 /** Most a group of correlated symbols may add (rspamd's group max_score). */
 export const GROUP_CAPS: Partial<Record<SymbolGroup, number>> = {
@@ -17,6 +18,7 @@ export class ScoreTable {
     private readonly overrides: Config['analysis']['scores'],
   ) {
     for (const c of checks) for (const [name, spec] of Object.entries(c.symbols)) this.specs.set(name, spec);
+    for (const [name, spec] of Object.entries(GATEWAY_SYMBOLS)) this.specs.set(name, spec);
   }
 
   spec(name: string): SymbolSpec | undefined {

@@ -17,6 +17,7 @@ import { CSS, CSS_PATH, notice } from './html.ts';
 import { WebError } from './web-error.ts';
 import { quarantinePages } from './quarantine-pages.ts';
 import { quarantineApi } from './api-quarantine.ts';
+import { clustersApi } from './api-clusters.ts';
 import { AUTH_POLICY_PATH, authPolicy } from '../monitor/auth-policy.ts';
 import type { PolicyTable } from '../policy/live.ts';
 import type { KnownLogins } from '../monitor/known-logins.ts';
@@ -136,6 +137,7 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
   app.get('/', async (_req, reply) => reply.redirect('/quarantine', 303));
   await app.register(quarantinePages, { ...deps });
   await app.register(quarantineApi, { ...deps, prefix: '/api/v1/quarantine' });
+  await app.register(clustersApi, { ...deps, prefix: '/api/v1/clusters' });
   if (deps.config.monitor.auth_policy.enabled) await app.register(authPolicy, { ...deps, prefix: AUTH_POLICY_PATH });
 
   const want = deps.listen ?? splitListen(deps.config.web.listen);

@@ -83,7 +83,7 @@ describe('postern config show and schema', () => {
   it('schema prints a JSON Schema that knows every section', async () => {
     expect(await main(['config', 'schema'])).toBe(0);
     const schema = JSON.parse(printed()) as { properties: Record<string, unknown>; additionalProperties: boolean };
-    expect(Object.keys(schema.properties)).toEqual(['data_dir', 'gateway', 'relay', 'analysis', 'policy', 'quarantine', 'web', 'store', 'matrix', 'trends', 'outbound', 'monitor', 'similarity', 'log']);
+    expect(Object.keys(schema.properties)).toEqual(['data_dir', 'gateway', 'relay', 'analysis', 'policy', 'quarantine', 'web', 'store', 'matrix', 'trends', 'outbound', 'monitor', 'similarity', 'outbreak', 'log']);
     expect(schema.additionalProperties).toBe(false);
   });
 

@@ -6,6 +6,7 @@ import { splitListen } from '../gateway/server.ts';
 import { listPolicies, type PolicyRow } from '../policy/admin.ts';
 import { simulateFlood, simulateHarvest, waitLifted, type SimTarget } from '../trends/simulate.ts';
 import { AUTH_SCENARIOS, AUTH_USAGE, runAuthSimulate } from './simulate-auth.ts';
+import { OUTBREAK_USAGE, runOutbreakSimulate } from './simulate-outbreak.ts';
 
 const USAGE = `usage: postern simulate harvest|harvest-distributed|flood [options]
   --host H --port P          the gateway (default: gateway.listen of the config)
@@ -18,7 +19,9 @@ const USAGE = `usage: postern simulate harvest|harvest-distributed|flood [option
   --wait-lift S              then probe every second, up to S seconds, until the attacker is accepted again
   --json                     print the report as JSON
 
-${AUTH_USAGE}`;
+${AUTH_USAGE}
+
+${OUTBREAK_USAGE}`;
 
 export async function runSimulate(argv: string[]): Promise<number> {
   const { values, positionals } = args(argv, {
@@ -39,11 +42,17 @@ export async function runSimulate(argv: string[]): Promise<number> {
     after: { type: 'string' },
     'per-ip': { type: 'string' },
     users: { type: 'string' },
+    // The outbreak's (simulate-outbreak.ts).
+    variants: { type: 'string' },
+    ordinary: { type: 'string' },
+    pace: { type: 'string' },
+    settle: { type: 'string' },
   });
   const scenario = positionals[0];
   if ((AUTH_SCENARIOS as readonly string[]).includes(scenario ?? '')) {
     return runAuthSimulate(scenario as (typeof AUTH_SCENARIOS)[number], values, load(values.config));
   }
+  if (scenario === 'outbreak') return runOutbreakSimulate(values, load(values.config));
   if (scenario !== 'harvest' && scenario !== 'harvest-distributed' && scenario !== 'flood') {
     console.error(USAGE);
     return 64;

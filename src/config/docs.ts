@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { configSchema } from './schema.ts';
 import { DEFAULT_CONFIG_TEXT } from './load.ts';
 import { CHECKS } from '../analysis/checks/index.ts';
+import { GATEWAY_SYMBOLS } from '../analysis/gateway-symbols.ts';
 import { GROUP_CAPS } from '../analysis/scoring.ts';
 import { REPLY } from '../core/reply.ts';
 import { EVENT_TYPES } from '../core/events.ts';
@@ -263,6 +264,7 @@ export function symbolsDoc(): string {
       rows.push([code(name), code(c.name), c.phase, spec.group, `${spec.score}${spec.hold ? ', holds' : ''}`, cell(spec.description)]);
     }
   }
+  const gatewayRows = Object.entries(GATEWAY_SYMBOLS).map(([name, spec]) => [code(name), spec.group, `${spec.score}${spec.hold ? ', holds' : ''}`, cell(spec.description)]);
   const caps = Object.entries(GROUP_CAPS).map(([g, cap]) => [g, String(cap)]);
   return [
     HEADER('the check registry, src/analysis/checks/index.ts'),
@@ -279,6 +281,10 @@ export function symbolsDoc(): string {
     'facts the check reads; HELO symbols are computed at HELO/EHLO and added to the score at the end of DATA.',
     '',
     table(['symbol', 'check', 'phase', 'group', 'default score', 'description'], rows),
+    '## Symbols the gateway adds\n',
+    'These depend on the score of everything else and on the clusters of recent mail (docs/outbreaks.md), so the',
+    'gateway adds them at the end of DATA, after the checks; they are scored and overridden like the others.\n',
+    table(['symbol', 'group', 'default score', 'description'], gatewayRows),
     '## Group caps\n',
     'The most a group of correlated symbols may add to the score (groups not listed are not capped):\n',
     table(['group', 'max score'], caps),

@@ -535,6 +535,57 @@ const similarity = z.strictObject({
   ),
 }).refine((s) => s.confirm_jaccard <= s.join_jaccard, { path: ['confirm_jaccard'], message: 'must not exceed join_jaccard' });
 
+// Outbreak detection (trends/detectors/outbreak.ts), the in-line outbreak check and hold (similarity/watch.ts), and
+// the retroactive action on copies already delivered (retro/).
+const outbreakPullback = z
+  .strictObject({
+    host: d(z.string().default(''), 'IMAP server holding the delivered copies (the downstream mail server); empty: copies delivered downstream are not pulled back, only listed.'),
+    port: d(z.number().int().min(1).max(65_535).default(143), 'Its IMAP port.'),
+    tls: d(z.enum(['none', 'starttls', 'implicit']).default('starttls'), 'How to reach it: plain (none), STARTTLS, or TLS from the first byte (implicit, usually port 993).'),
+    tls_verify: d(z.boolean().default(true), 'Verify the server certificate (turn off only for a server on loopback with a self-signed one).'),
+    master_user: d(z.string().default(''), "Master user (Dovecot's master passdb) that may log in as any mailbox user."),
+    master_password: secret.optional().meta({ description: 'Password of the master user, e.g. { env = "POSTERN_PULLBACK_PASSWORD" }. Required when host is set.' }),
+    login_format: d(
+      z.string().default('{user}*{master}'),
+      "How the login name is built from the mailbox user and the master user: Dovecot's default auth_master_user_separator is '*'.",
+    ),
+    action: d(z.enum(['move', 'delete']).default('move'), 'What becomes of a copy found in the mailbox: moved to `folder` (the user can still see it there) or deleted. Either way Postern keeps it in its quarantine first.'),
+    folder: d(z.string().min(1).default('Quarantine'), 'Mailbox folder copies are moved to (created when missing).'),
+    mailboxes: d(z.array(z.string().min(1)).min(1).default(['INBOX']), 'Folders searched for the copy, by Message-ID.'),
+    timeout_ms: d(z.number().int().min(100).default(15_000), 'Time allowed for one pull-back (connect, login, search, move).'),
+  })
+  .refine((s) => !s.host || s.master_password !== undefined, { path: ['master_password'], message: 'required when outbreak.pullback.host is set' })
+  .refine((s) => !s.host || s.master_user !== '', { path: ['master_user'], message: 'required when outbreak.pullback.host is set' });
+
+const outbreak = z
+  .strictObject({
+    enabled: d(z.boolean().default(true), 'Find outbreaks: clusters of similar suspicious messages from many sources.'),
+    suspicious_score: d(
+      z.number().default(3),
+      'Score (before the outbreak symbols) at or above which a message counts as suspicious for the outbreak rule.',
+    ),
+    min_members: d(z.number().int().min(2).default(3), 'Fewest members of a cluster, within burst_min, for it to be an outbreak.'),
+    min_sources: d(z.number().int().min(1).default(3), 'Fewest distinct client addresses among its members.'),
+    min_recipients: d(z.number().int().min(1).default(3), 'Fewest recipients over all its members.'),
+    min_suspicious_share: d(z.number().min(0).max(1).default(0.5), 'Least share of its members that are suspicious.'),
+    burst_min: d(z.number().int().min(1).default(60), 'Minutes within which min_members must have arrived: the velocity part of the rule.'),
+    action: d(z.enum(['quarantine', 'block']).default('quarantine'), 'What the cluster policy of a declared outbreak does with its later copies: hold them, or refuse them at end of DATA.'),
+    policy_ttl_h: d(z.number().int().min(1).default(48), 'Hours a declared outbreak stays in force after its last member.'),
+    hold_s: d(
+      z.number().int().min(0).max(86_400).default(0),
+      'When above 0: a suspicious message of a cluster younger than this is deferred (451 4.7.1), so that the retry meets a classified cluster. Real MTAs retry; most bulk senders do not. 0: off.',
+    ),
+    mirror_window_min: d(
+      z.number().int().min(5).max(48 * 60).default(180),
+      "Minutes of recent messages each gateway keeps in memory to match new copies in line (the analyzer keeps similarity.window_h); a campaign that pauses longer is still caught by the analyzer and pulled back.",
+    ),
+    mirror_poll_ms: d(z.number().int().min(50).max(60_000).default(250), "How often each gateway reads the clusters' new members from the store."),
+    retro: d(z.boolean().default(true), 'Act on copies already taken when a cluster is declared: quarantine those in the spool, pull back those delivered.'),
+    notify_recipients: d(z.boolean().default(true), 'Tell each recipient whose copy was pulled back.'),
+    notify_admin: d(z.string().default(''), 'Address told of each declared outbreak and what was done; empty: postmaster@ the first accepted domain.'),
+    pullback: outbreakPullback.prefault({}),
+  });
+
 const log = z.strictObject({
   level: d(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'), 'Log level.'),
 });
@@ -553,6 +604,7 @@ export const configSchema = z.strictObject({
   outbound: outbound.prefault({}),
   monitor: monitor.prefault({}),
   similarity: similarity.prefault({}),
+  outbreak: outbreak.prefault({}),
   log: log.prefault({}),
 });
 

@@ -113,6 +113,27 @@ export const EVENT_TYPES = {
     description: 'A trend detector found an attack or anomaly and wrote or extended a live policy; carries the policy and its evidence.',
   },
   'trends.lag': { level: 'warn', description: 'The trend analyzer fell more than a second behind the event stream.' },
+  'outbreak.declared': {
+    level: 'warn',
+    description: 'A similarity cluster was declared an outbreak (the time-zero rule or an admin); carries the cluster, the policy, the rule\'s figures.',
+  },
+  'retro.quarantined': { level: 'warn', description: 'A copy of an outbreak cluster still in the spool was quarantined instead of relayed.' },
+  'retro.pulled_back': {
+    level: 'warn',
+    description: 'A copy of an outbreak cluster already delivered was taken back (from the local mailbox or over IMAP) and quarantined; carries where and how.',
+  },
+  'retro.failed': { level: 'error', description: 'A delivered copy of an outbreak cluster could not be pulled back; carries the error. It is tried again.' },
+  'retro.forwarded': { level: 'warn', description: 'A copy of an outbreak cluster left again through the outbound path; carries the external recipients reached.' },
+  'retro.notified': { level: 'info', description: 'Recipients or the admin were told what was pulled back for an outbreak.' },
+  'outbound.outbreak_refused': { level: 'warn', description: 'Outbound mail that is a copy of an outbreak cluster was refused (550 5.7.1).' },
+  'similarity.held': {
+    level: 'info',
+    description: 'A suspicious message of a brand-new cluster was deferred (outbreak.hold_s) so that its retry meets a classified cluster.',
+  },
+  'cluster.marked': {
+    level: 'info',
+    description: 'An admin marked a similarity cluster safe or bad (postern clusters mark, the API); carries the cluster, the verdict, the policy and who did it.',
+  },
   'store.error': { level: 'error', description: 'The store or the spool failed an operation.' },
 } as const;
 

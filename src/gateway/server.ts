@@ -17,6 +17,7 @@ import { PosternConnection, type ConnectionHooks, type ParsedAddress } from './c
 import { SourceBook } from './sources.ts';
 import { handleData, type DataDeps } from './phases/data.ts';
 import { parseLimitsOf } from '../analysis/mime-scan.ts';
+import type { ClusterWatch } from '../similarity/watch.ts';
 import { mixedScriptLabel } from '../core/scripts.ts';
 import type { Acceptor } from './accept.ts';
 import type { RecipientVerifier } from './verify.ts';
@@ -66,6 +67,8 @@ export interface GatewayDeps {
   onAccepted(msgId: string, handoff: Handoff): void;
   /** What the data matrix remembers of an address this process has not seen (source_stats), if anything. */
   history?(ip: string): Promise<{ accepted: number; refused: number; protocolErrors: number } | undefined>;
+  /** The clusters of recent mail, for the in-line outbreak check; absent when outbreak.enabled is off. */
+  watch?: ClusterWatch;
 }
 
 /** Starts an smtp-server listening; resolves with the address it got (port 0: the one the system chose). */
@@ -152,6 +155,7 @@ export class Gateway {
       state: (s) => this.state(s),
       onAccepted: deps.onAccepted,
       parseLimits: parseLimitsOf(config.analysis.parse),
+      ...(deps.watch && { watch: deps.watch }),
     };
   }
 

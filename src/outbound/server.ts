@@ -19,6 +19,10 @@ import { listenSmtp, smtpServerOptions } from '../gateway/server.ts';
 import { routeFor } from '../relay/route.ts';
 import { recordOutbound, type CorrespondentBook } from './correspondents.ts';
 import type { StoreDb } from '../store/db.ts';
+import { buildMessageView, type ParseLimits } from '../analysis/message-view.ts';
+import { fingerprintOf, type Fingerprint } from '../similarity/fingerprint.ts';
+import type { ClusterWatch } from '../similarity/watch.ts';
+import type { PolicyTable } from '../policy/live.ts';
 
 export interface OutboundDeps {
   config: Config;
@@ -31,6 +35,10 @@ export interface OutboundDeps {
   tls: { key: string; cert: string };
   /** Called after a message is durably accepted (the relay's submit). */
   onAccepted(msgId: string, handoff: Handoff): void;
+  /** The clusters of recent mail: a copy of a declared outbreak does not leave (absent when outbreak.enabled is off). */
+  watch?: ClusterWatch;
+  policies?: PolicyTable;
+  parseLimits?: Readonly<ParseLimits>;
 }
 
 type Callback = (err?: Error | null, message?: string) => void;
@@ -123,6 +131,25 @@ export class OutboundListener {
     const header = (n: string) => headers.find((h) => h.name === n)?.value;
     const messageId = header('message-id')?.trim() || null;
     const subject = header('subject');
+    // A forwarded copy of a declared outbreak is refused (the user's client or server shows why); any other copy is
+    // fingerprinted so the outbreak detector puts it in its cluster and a later declaration traces where it went.
+    let fp: Fingerprint | null = null;
+    let outbreak: { cluster: string; reason: string } | undefined;
+    const { watch, policies } = this.deps;
+    if (watch && policies) {
+      try {
+        fp = await fingerprintOf(await buildMessageView(raw, this.deps.parseLimits));
+        const w = watch.check(fp, { ip: session.remoteAddress.replace(/^::ffff:/i, ''), recipients: rcpts.length, suspicious: false }, policies);
+        const p = w.safe ? undefined : w.policies.find((x) => x.action !== 'allow');
+        if (p) outbreak = { cluster: p.target, reason: p.reason };
+      } catch (err) {
+        log.warn({ err: (err as Error).message, ...ids }, 'no similarity fingerprint for outbound message');
+      }
+    }
+    if (outbreak) {
+      emit('outbound.outbreak_refused', { ...ids, data: { cluster: Number(outbreak.cluster), from, rcpts, message_id: messageId, reason: outbreak.reason } });
+      return this.refuse(cb, session, REPLY.outbreakRefused, 'outbreak', { from, cluster: Number(outbreak.cluster) });
+    }
     const message = {
       id,
       message_id: messageId,
@@ -168,7 +195,7 @@ export class OutboundListener {
         log.warn({ err: (err as Error).message, msg_id: id }, 'could not learn correspondents of outbound message');
       }
     }
-    emit('outbound.accepted', { ...ids, msg_id: id, data: { from, rcpts, message_id: messageId, size: raw.length, learned: learned.length } });
+    emit('outbound.accepted', { ...ids, msg_id: id, data: { from, rcpts, message_id: messageId, size: raw.length, learned: learned.length, ...(fp && { fp }) } });
     cb(null, `2.0.0 Ok: queued as ${id}`);
     this.deps.onAccepted(id, { message, recipients, raw });
   }

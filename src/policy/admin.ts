@@ -171,6 +171,9 @@ function normaliseTarget(kind: PolicyTargetKind, raw: string): string {
     case 'helo':
     case 'recipient':
       return t.toLowerCase();
+    case 'cluster':
+      if (!/^[1-9]\d{0,18}$/.test(t) || !Number.isSafeInteger(Number(t))) throw bad('a cluster id (a whole number, as postern clusters list shows it)');
+      return t;
     default:
       return t;
   }

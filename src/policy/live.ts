@@ -26,6 +26,8 @@ export interface PolicyFacts {
   recipient?: string;
   /** A mailbox user logging in (the monitor). */
   user?: string;
+  /** The similarity clusters the message belongs to (its matches' clusters, similarity/watch.ts). */
+  clusters?: readonly number[];
 }
 
 /** A policy with its position in the table, so that matches come back in table order. */
@@ -44,6 +46,7 @@ export class PolicyTable {
   private byHelo = new Map<string, Indexed[]>();
   private byDomain = new Map<string, Indexed[]>();
   private byUser = new Map<string, Indexed[]>();
+  private byCluster = new Map<string, Indexed[]>();
   /** Networks with their parsed block list; address and recipient patterns, matched one by one (few). */
   private nets: (Indexed & { list: net.BlockList })[] = [];
   private senders: Indexed[] = [];
@@ -78,6 +81,7 @@ export class PolicyTable {
     const byHelo = new Map<string, Indexed[]>();
     const byDomain = new Map<string, Indexed[]>();
     const byUser = new Map<string, Indexed[]>();
+    const byCluster = new Map<string, Indexed[]>();
     const nets: (Indexed & { list: net.BlockList })[] = [];
     const senders: Indexed[] = [];
     const recipients: Indexed[] = [];
@@ -102,6 +106,9 @@ export class PolicyTable {
         case 'user':
           put(byUser, p.target.toLowerCase(), x);
           break;
+        case 'cluster':
+          put(byCluster, p.target, x);
+          break;
         case 'sender':
           senders.push(x);
           break;
@@ -110,7 +117,7 @@ export class PolicyTable {
           break;
       }
     });
-    Object.assign(this, { policies, byIp, byHelo, byDomain, byUser, nets, senders, recipients });
+    Object.assign(this, { policies, byIp, byHelo, byDomain, byUser, byCluster, nets, senders, recipients });
   }
 
   /** Reloads every intervalMs so a policy written by another process takes effect. */
@@ -153,8 +160,24 @@ export class PolicyTable {
       }
     }
     if (f.user !== undefined) hits.push(...(this.byUser.get(f.user.toLowerCase()) ?? []));
+    if (f.clusters) for (const c of new Set(f.clusters)) hits.push(...(this.byCluster.get(String(c)) ?? []));
     if (hits.length > 1) hits.sort((a, b) => a.at - b.at);
     return hits.filter((x) => (x.p.expires_at === null || x.p.expires_at > now) && inScope(x.p, f.recipient)).map((x) => x.p);
+  }
+
+  /** The unexpired policies on a cluster (its outbreak declaration, an admin's verdict). */
+  forCluster(id: number, now = Date.now()): LivePolicy[] {
+    return (this.byCluster.get(String(id)) ?? []).map((x) => x.p).filter((p) => p.expires_at === null || p.expires_at > now);
+  }
+
+  /** Every unexpired cluster policy. */
+  clusterPolicies(now = Date.now()): LivePolicy[] {
+    return [...this.byCluster.values()].flat().map((x) => x.p).filter((p) => p.expires_at === null || p.expires_at > now);
+  }
+
+  /** Whether any cluster policy is in force: the in-line outbreak check is skipped cheaply when none is. */
+  get hasClusterPolicies(): boolean {
+    return this.byCluster.size > 0;
   }
 
   static applied(p: LivePolicy): AppliedPolicy {

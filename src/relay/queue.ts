@@ -64,6 +64,8 @@ export class Relay {
   private readonly outcomes: OutcomeWriter;
   private handoffs = new Map<string, Handoff>();
   private handoffBytes = 0;
+  /** Messages the relay must leave alone: their copies are being quarantined (retro/). */
+  private readonly withheld = new Set<string>();
 
   constructor(private readonly deps: RelayDeps) {
     const ds = deps.config.relay.downstream;
@@ -138,8 +140,19 @@ export class Relay {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
+  /**
+   * Stops delivering a message: false when an attempt is already under way (its outcome will be recorded; the
+   * caller tries again after it). The message's rows then say what becomes of it.
+   */
+  withhold(id: string): boolean {
+    if (this.inflight.has(id)) return false;
+    this.withheld.add(id);
+    if (this.withheld.size > 100_000) this.withheld.delete(this.withheld.values().next().value as string);
+    return true;
+  }
+
   submit(id: string, handoff?: Handoff): void {
-    if (this.stopped || this.queued.has(id) || this.inflight.has(id)) return;
+    if (this.stopped || this.queued.has(id) || this.inflight.has(id) || this.withheld.has(id)) return;
     if (handoff && this.handoffBytes + handoffSize(handoff) <= HANDOFF_BYTES) {
       this.handoffs.set(id, handoff);
       this.handoffBytes += handoffSize(handoff);
@@ -188,6 +201,7 @@ export class Relay {
       this.handoffs.delete(id);
       this.handoffBytes -= handoffSize(handoff);
     }
+    if (this.withheld.has(id)) return;
     const [msg, rcpts] = handoff
       ? [handoff.message, handoff.recipients]
       : await Promise.all([

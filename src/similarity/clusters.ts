@@ -11,6 +11,11 @@ export interface EntryFacts {
   recipients: number;
   /** The characteristic checks found it suspicious (but not conclusively bad). */
   suspicious: boolean;
+  /**
+   * Mail our own users sent out (the outbound path): it joins its cluster, so a forwarded copy of a campaign is
+   * traced with it, but it is not counted in the cluster's figures (it says nothing of the campaign's spread).
+   */
+  outbound?: boolean;
 }
 
 /** A cluster as the outbreak rule will read it. */
@@ -31,6 +36,8 @@ export interface ClusterStats {
   /** Members flagged suspicious, and their share. */
   suspicious: number;
   suspiciousShare: number;
+  /** Outbound copies in the cluster (not counted above). */
+  outbound: number;
 }
 
 interface Cluster {
@@ -44,6 +51,9 @@ interface Cluster {
   lastSeen: number;
   /** Ids merged into this one, forgotten with it. */
   aliases: number[];
+  /** Members' arrival times, ascending: how many arrived lately is the outbreak rule's velocity. */
+  times: number[];
+  outbound: number;
 }
 
 const inc = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
@@ -73,13 +83,17 @@ export class Clusters {
    */
   create(ts: number, id = Math.max(this.next, Math.floor(ts) * 1024)): number {
     if (this.live.has(id)) return id;
-    this.live.set(id, { id, members: 0, ips: new Map(), domains: new Map(), recipients: 0, suspicious: 0, firstSeen: ts, lastSeen: ts, aliases: [] });
+    this.live.set(id, { id, members: 0, ips: new Map(), domains: new Map(), recipients: 0, suspicious: 0, firstSeen: ts, lastSeen: ts, aliases: [], times: [], outbound: 0 });
     if (id >= this.next) this.next = id + 1;
     return id;
   }
 
   add(id: number, ts: number, f: EntryFacts): void {
     const c = this.live.get(id) as Cluster;
+    if (f.outbound) {
+      c.outbound++;
+      return;
+    }
     c.members++;
     inc(c.ips, f.ip);
     inc(c.domains, f.senderDomain);
@@ -87,21 +101,31 @@ export class Clusters {
     if (f.suspicious) c.suspicious++;
     if (ts < c.firstSeen) c.firstSeen = ts;
     if (ts > c.lastSeen) c.lastSeen = ts;
+    insertSorted(c.times, ts);
   }
 
   /** Takes one member out; a cluster left without members is forgotten with its aliases. */
-  remove(id: number, f: EntryFacts): void {
+  remove(id: number, f: EntryFacts, ts?: number): void {
     const root = this.find(id);
     if (root === undefined) return;
     const c = this.live.get(root) as Cluster;
+    if (f.outbound) c.outbound--;
+    else this.uncount(c, f, ts);
+    if (c.members > 0 || c.outbound > 0) return;
+    this.live.delete(root);
+    for (const a of c.aliases) this.parent.delete(a);
+  }
+
+  private uncount(c: Cluster, f: EntryFacts, ts?: number): void {
     c.members--;
     dec(c.ips, f.ip);
     dec(c.domains, f.senderDomain);
     c.recipients -= f.recipients;
     if (f.suspicious) c.suspicious--;
-    if (c.members > 0) return;
-    this.live.delete(root);
-    for (const a of c.aliases) this.parent.delete(a);
+    if (ts !== undefined) {
+      const i = c.times.indexOf(ts);
+      if (i >= 0) c.times.splice(i, 1);
+    }
   }
 
   /**
@@ -124,6 +148,8 @@ export class Clusters {
       k.suspicious += c.suspicious;
       k.firstSeen = Math.min(k.firstSeen, c.firstSeen);
       k.lastSeen = Math.max(k.lastSeen, c.lastSeen);
+      for (const t of c.times) insertSorted(k.times, t);
+      k.outbound += c.outbound;
     }
     return { id: keep, merged: rest };
   }
@@ -142,11 +168,40 @@ export class Clusters {
       lastSeen: c.lastSeen,
       suspicious: c.suspicious,
       suspiciousShare: c.members ? c.suspicious / c.members : 0,
+      outbound: c.outbound,
     };
+  }
+
+  /** Members of a cluster that arrived at or after `since`. */
+  since(id: number, since: number): number {
+    const root = this.find(id);
+    if (root === undefined) return 0;
+    const t = (this.live.get(root) as Cluster).times;
+    let lo = 0;
+    let hi = t.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (t[mid] < since) lo = mid + 1;
+      else hi = mid;
+    }
+    return t.length - lo;
+  }
+
+  /** Whether a cluster has a member from this client address. */
+  hasIp(id: number, ip: string): boolean {
+    const root = this.find(id);
+    return root !== undefined && (this.live.get(root) as Cluster).ips.has(ip);
   }
 
   /** Live clusters, largest first. */
   list(): ClusterStats[] {
     return [...this.live.keys()].map((id) => this.stats(id) as ClusterStats).sort((a, b) => b.members - a.members);
   }
+}
+
+/** Inserts into an ascending array; arrivals come nearly in order, so the search from the end is short. */
+function insertSorted(a: number[], v: number): void {
+  let i = a.length;
+  while (i > 0 && a[i - 1] > v) i--;
+  a.splice(i, 0, v);
 }

@@ -172,6 +172,41 @@ export class SimilarityIndex {
     this.add(id, fp, ts, facts, this.clusters.find(cluster) ?? cluster);
   }
 
+  /**
+   * Puts in an entry that another process (the analyzer) placed in `cluster`: a gateway's mirror of the analyzer's
+   * index. Clusters of its matches here are merged into that one, as the analyzer merged them, so the mirror's ids
+   * follow the analyzer's without reading its merges.
+   */
+  adopt(id: string, fp: Fingerprint, ts: number, facts: EntryFacts, cluster: number): void {
+    if (this.byId.has(id)) return;
+    const found = new Set(this.query(fp).map((m) => m.cluster));
+    let c = this.clusters.find(cluster);
+    if (c === undefined) c = this.clusters.create(ts, cluster);
+    found.add(c);
+    if (found.size > 1) c = this.clusters.union(found).id;
+    this.add(id, fp, ts, facts, c);
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  /** What the index was told of an entry, with its time. */
+  entry(id: string): { ts: number; facts: EntryFacts } | undefined {
+    const e = this.byId.get(id);
+    return e && { ts: e.ts, facts: e.facts };
+  }
+
+  /** Members of a cluster that arrived at or after `since` (the outbreak rule's velocity). */
+  membersSince(cluster: number, since: number): number {
+    return this.clusters.since(cluster, since);
+  }
+
+  /** Whether a cluster already has a member from this client address. */
+  clusterHasIp(cluster: number, ip: string): boolean {
+    return this.clusters.hasIp(cluster, ip);
+  }
+
   /** Drops entries older than the window before `now`; returns how many left. */
   evict(now: number): number {
     const cutoff = now - this.options.windowMs;
@@ -229,7 +264,7 @@ export class SimilarityIndex {
   private drop(e: Entry): void {
     if (this.byId.get(e.id) !== e) return;
     this.byId.delete(e.id);
-    this.clusters.remove(e.cluster, e.facts);
+    this.clusters.remove(e.cluster, e.facts, e.ts);
     if (e.slot >= 0) {
       const c = this.chunk(e.slot);
       for (let b = 0; b < BANDS; b++) pull(this.bands[b], bandKey(c, (e.slot % CHUNK) * PERMUTATIONS, b), e);

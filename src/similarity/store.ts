@@ -36,6 +36,7 @@ export const factsSchema = z.strictObject({
   senderDomain: z.string(),
   recipients: z.number().int().min(0),
   suspicious: z.boolean(),
+  outbound: z.boolean().optional(),
 });
 
 function parseRow(json: string, schema: z.ZodType, what: string): unknown {
@@ -68,6 +69,27 @@ export class SimilarityStore {
         .execute();
       if (result.merged.length) await tx.updateTable('similarity_entries').set({ cluster: result.cluster }).where('cluster', 'in', result.merged).execute();
     });
+  }
+
+  /**
+   * Writes several indexed messages in the caller's transaction (the outbreak detector's step): the rows, then each
+   * merge's rewrite, in the order they happened.
+   */
+  async recordMany(tx: Kysely<DB>, items: readonly { id: string; fp: Fingerprint; ts: number; facts: EntryFacts; result: InsertResult }[]): Promise<void> {
+    for (let i = 0; i < items.length; ) {
+      // Rows in chunks (a statement has a bounded number of parameters); a merge is applied after the rows before it.
+      let j = i;
+      while (j < items.length && j - i < 100 && (j === i || !items[j - 1].result.merged.length)) j++;
+      const chunk = items.slice(i, j);
+      await tx
+        .insertInto('similarity_entries')
+        .values(chunk.map((x) => ({ id: x.id, ts: x.ts, cluster: x.result.cluster, fingerprint: JSON.stringify(x.fp), facts: JSON.stringify(x.facts) })))
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
+      const last = chunk[chunk.length - 1].result;
+      if (last.merged.length) await tx.updateTable('similarity_entries').set({ cluster: last.cluster }).where('cluster', 'in', last.merged).execute();
+      i = j;
+    }
   }
 
   /** Deletes rows older than `cutoff` (ms); returns how many. */

@@ -228,6 +228,24 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .addColumn('fingerprint', 'text', (c) => c.notNull())
     .addColumn('facts', 'text', (c) => c.notNull())
     .execute();
+  // The clusters' summaries (trends/detectors/outbreak.ts), for `postern clusters` and the API.
+  await db.schema
+    .createTable('clusters')
+    .ifNotExists()
+    .addColumn('id', big, (c) => c.primaryKey())
+    .addColumn('first_seen', big, (c) => c.notNull())
+    .addColumn('last_seen', big, (c) => c.notNull())
+    .addColumn('members', big, (c) => c.notNull())
+    .addColumn('ips', big, (c) => c.notNull())
+    .addColumn('sender_domains', big, (c) => c.notNull())
+    .addColumn('recipients', big, (c) => c.notNull())
+    .addColumn('suspicious', big, (c) => c.notNull())
+    .addColumn('state', 'text', (c) => c.notNull())
+    .addColumn('declared_at', big)
+    .addColumn('declared_by', 'text')
+    .addColumn('subject', 'text')
+    .addColumn('updated_at', big, (c) => c.notNull())
+    .execute();
   const idx2: [string, keyof DB, string[]][] = [
     ['quarantine_status', 'quarantine', ['status', 'expires_at']],
     ['correspondents_external', 'correspondents', ['external']],
@@ -237,6 +255,7 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     ['mailbox_logins_last', 'mailbox_logins', ['last_ok']],
     ['similarity_entries_ts', 'similarity_entries', ['ts']],
     ['similarity_entries_cluster', 'similarity_entries', ['cluster']],
+    ['clusters_last_seen', 'clusters', ['last_seen']],
   ];
   for (const [name, table, cols] of idx2) {
     await db.schema.createIndex(name).ifNotExists().on(table).columns(cols).execute();

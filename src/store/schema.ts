@@ -213,6 +213,32 @@ export interface SimilarityEntriesTable {
   facts: string;
 }
 
+/**
+ * A cluster of the similarity index as the outbreak detector last saw it (trends/detectors/outbreak.ts): written
+ * when its counts change, read by `postern clusters` and the API. The index in memory is the live truth; this row
+ * is its summary. An admin's verdict on a cluster is a policy (target_kind 'cluster'), not a column here.
+ */
+export interface ClustersTable {
+  id: number;
+  first_seen: number;
+  last_seen: number;
+  /** Members in the window, distinct client addresses, distinct sender domains, recipients over all members. */
+  members: number;
+  ips: number;
+  sender_domains: number;
+  recipients: number;
+  /** Members the characteristic checks called suspicious. */
+  suspicious: number;
+  /** 'watching' until the outbreak rule (or an admin) declares it, then 'outbreak'; 'safe' when an admin said so. */
+  state: string;
+  declared_at: number | null;
+  /** Who declared it: 'outbreak-rule' or the admin's name. */
+  declared_by: string | null;
+  /** Subject of the first member (for lists). */
+  subject: string | null;
+  updated_at: number;
+}
+
 export interface DB {
   messages: MessagesTable;
   recipients: RecipientsTable;
@@ -231,4 +257,5 @@ export interface DB {
   event_rollups: EventRollupsTable;
   mailbox_logins: MailboxLoginsTable;
   similarity_entries: SimilarityEntriesTable;
+  clusters: ClustersTable;
 }

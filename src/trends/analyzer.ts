@@ -114,6 +114,7 @@ export class Analyzer {
    * written before), then follows the stream from the stored cursor.
    */
   async start(pollMs = this.o.config.trends.poll_ms): Promise<void> {
+    for (const d of this.detectors) await d.load?.(this.o.db, Date.now(), this.o.log);
     const state = await this.o.db.selectFrom('analyzer_state').selectAll().where('id', '=', 1).executeTakeFirst();
     const cursor = Number(state?.last_event_id ?? 0);
     const horizon = Math.max(0, ...this.detectors.map((d) => d.horizonMs(this.o.config)));
@@ -245,6 +246,9 @@ export class Analyzer {
    */
   private async save(force = false): Promise<void> {
     const now = Date.now();
+    // What detectors keep in the store (the similarity index's rows) is written first, at every step: the gateways
+    // read it to match new copies in line, so it must not wait for the metadata's half second.
+    for (const d of this.detectors) if (d.flush) await busyRetry(() => (d.flush as NonNullable<Detector['flush']>)(this.o.db, now));
     while (this.findings.length) {
       await this.write(this.findings[0], now);
       this.findings.shift();
@@ -304,6 +308,9 @@ export class Analyzer {
     this.fired.set(key, now);
     this.stats.findings++;
     if (created) this.stats.policies_created++;
+    if (created && p.target_kind === 'cluster') {
+      this.o.emit?.('outbreak.declared', { data: { cluster: Number(p.target), policy: row.id, action: p.action, by: f.detector, reason: p.reason, evidence: p.evidence } });
+    }
     this.o.onPolicy?.({ op: 'set', id: row.id });
     this.o.emit?.('trends.finding', {
       ip: p.target_kind === 'ip' ? p.target : null,
@@ -319,6 +326,7 @@ export class Analyzer {
       : kind === 'recipient' ? { recipient: target }
       : kind === 'sender' ? { sender: target }
       : kind === 'helo' ? { helo: target }
+      : kind === 'cluster' ? { clusters: [Number(target)] }
       : {};
     return this.allow.match(facts).some((p) => p.action === 'allow');
   }

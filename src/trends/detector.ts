@@ -2,6 +2,9 @@
 // findings; the analyzer turns each finding into a live policy. Detectors never write anything themselves.
 import type { Config } from '../config/schema.ts';
 import type { PolicyInput } from '../policy/admin.ts';
+import type { Kysely } from 'kysely';
+import type { DB } from '../store/schema.ts';
+import type { Logger } from '../core/log.ts';
 import type { Windows } from './windows.ts';
 
 /** One stored event as the analyzer reads it. */
@@ -34,6 +37,13 @@ export interface Detector {
   /** Longest window the detector keeps, so a restarted analyzer replays that much history. */
   horizonMs(config: Config): number;
   observe(e: MatrixEvent, ctx: DetectorContext): Finding[] | undefined;
+  /**
+   * A detector whose state lives in the store as well as in memory (the outbreak detector's similarity index):
+   * `load` puts it back before the stream is followed (events it already holds are then passed over), `flush`
+   * writes what it gathered, before the cursor moves past the events it came from.
+   */
+  load?(db: Kysely<DB>, now: number, log: Logger): Promise<void>;
+  flush?(db: Kysely<DB>, now: number): Promise<void>;
 }
 
 /** The /24 of an IPv4 address or the /64 of an IPv6 one, as CIDR. */

@@ -6,13 +6,15 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from './postern.ts';
-import { findBinary } from './services.ts';
+import { findBinary, lmtpBinary } from './services.ts';
 
 const run = promisify(execFile);
 
 export interface Dovecot {
   imapPort: number;
   pop3Port: number;
+  /** Dovecot's LMTP service, when started with `lmtp: true`. */
+  lmtpPort?: number;
   dir: string;
   /** Dovecot's log so far. */
   log(): string;
@@ -33,6 +35,10 @@ export interface DovecotOptions {
   extra?: string;
   /** Ask this auth policy server about every login (authPolicyLines). */
   authPolicy?: { url: string; apiKey: string; nonce: string };
+  /** Also run the LMTP service on a loopback port (deliveries arrive the way a relay hands them over). */
+  lmtp?: boolean;
+  /** A master user: `alice@localhost*admin` logs in as alice with admin's password. */
+  master?: { user: string; password: string };
 }
 
 /** The auth policy settings the tests use, as docs/monitor.md shows them. */
@@ -74,6 +80,7 @@ async function startOnce(o: DovecotOptions): Promise<Dovecot> {
   const dovecot = findBinary('dovecot');
   const doveadm = findBinary('doveadm');
   if (!dovecot || !doveadm) throw new Error('dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)');
+  if (o.lmtp && !lmtpBinary()) throw new Error("dovecot's LMTP service is not installed (apt-get install dovecot-lmtpd)");
   const dir = tempDir('postern-dovecot-');
   fs.chmodSync(dir, 0o755);
   const mail = path.join(dir, 'mail');
@@ -85,11 +92,16 @@ async function startOnce(o: DovecotOptions): Promise<Dovecot> {
     lines.push(`${user}:${stdout.trim()}::::${path.join(mail, user)}::`);
   }
   fs.writeFileSync(path.join(dir, 'passwd'), lines.join('\n') + '\n', { mode: 0o644 });
+  if (o.master) {
+    const { stdout } = await run(doveadm, ['pw', '-s', 'SHA512-CRYPT', '-p', o.master.password]);
+    fs.writeFileSync(path.join(dir, 'master-passwd'), `${o.master.user}:${stdout.trim()}\n`, { mode: 0o644 });
+  }
   const [imapPort, pop3Port] = [await freePort(), await freePort()];
+  const lmtpPort = o.lmtp ? await freePort() : undefined;
   const conf = path.join(dir, 'dovecot.conf');
   fs.writeFileSync(
     conf,
-    `protocols = imap pop3
+    `protocols = imap pop3${o.lmtp ? ' lmtp' : ''}
 listen = 127.0.0.1
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -104,7 +116,7 @@ log_path = ${dir}/dovecot.log
 mail_location = maildir:~/Maildir
 mail_uid = nobody
 mail_gid = nogroup
-passdb {
+${o.master ? masterLines(dir) : ''}passdb {
   driver = passwd-file
   args = scheme=SHA512-CRYPT ${dir}/passwd
 }
@@ -130,7 +142,7 @@ service pop3-login {
     port = 0
   }
 }
-service anvil {
+${lmtpPort ? lmtpLines(lmtpPort) : ''}service anvil {
   chroot =
 ${o.noPenalty ? '  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n' : ''}}
 ${o.noPenalty ? 'service auth {\n  user = $default_internal_user\n}\n' : ''}
@@ -150,6 +162,7 @@ ${o.extra ?? ''}
   try {
     await waitForPort(imapPort);
     await waitForPort(pop3Port);
+    if (lmtpPort) await waitForPort(lmtpPort);
   } catch (err) {
     await run(doveadm, ['-c', conf, 'stop']).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -158,6 +171,7 @@ ${o.extra ?? ''}
   return {
     imapPort,
     pop3Port,
+    ...(lmtpPort ? { lmtpPort } : {}),
     dir,
     log: () => (fs.existsSync(path.join(dir, 'dovecot.log')) ? fs.readFileSync(path.join(dir, 'dovecot.log'), 'utf8') : ''),
     async stop() {
@@ -165,6 +179,30 @@ ${o.extra ?? ''}
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+// Before the users' passdb: a master login is tried here first; result_success = continue then looks the target
+// user up in the users' passdb, so a master user can only become a user that exists.
+function masterLines(dir: string): string {
+  return `auth_master_user_separator = *
+passdb {
+  driver = passwd-file
+  master = yes
+  args = scheme=SHA512-CRYPT ${dir}/master-passwd
+  result_success = continue
+}
+`;
+}
+
+// LMTP on TCP, as a relay would deliver; RCPT TO is the full address, which is the passwd-file userdb's key.
+function lmtpLines(port: number): string {
+  return `service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = ${port}
+  }
+}
+`;
 }
 
 async function waitForPort(port: number): Promise<void> {

@@ -29,12 +29,18 @@ export function findBinary(name: string): string | undefined {
   return undefined;
 }
 
+/** Dovecot's LMTP service (Debian's dovecot-lmtpd; other builds put it under libexec). */
+export function lmtpBinary(): string | undefined {
+  return ['/usr/lib/dovecot/lmtp', '/usr/libexec/dovecot/lmtp'].find((p) => fs.existsSync(p));
+}
+
 const checks: Record<string, () => Promise<string | undefined>> = {
   postgres: async () => (TEST_STORE !== 'postgres' || (await tcpOpen(5432)) ? undefined : 'PostgreSQL is not listening on 127.0.0.1:5432'),
   redis: async () => ((await tcpOpen(6379)) ? undefined : 'Redis is not listening on 127.0.0.1:6379'),
   'smtp-source': async () => (findBinary('smtp-source') ? undefined : "Postfix's smtp-source is not installed (apt-get install postfix)"),
   'smtp-sink': async () => (findBinary('smtp-sink') ? undefined : "Postfix's smtp-sink is not installed (apt-get install postfix)"),
   dovecot: async () => (findBinary('dovecot') && findBinary('doveadm') ? undefined : 'Dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)'),
+  'dovecot-lmtp': async () => (lmtpBinary() ? undefined : "Dovecot's LMTP service is not installed (apt-get install dovecot-lmtpd)"),
 };
 
 /**

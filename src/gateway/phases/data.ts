@@ -19,6 +19,9 @@ import type { ConnState } from '../server.ts';
 import type { SourceBook } from '../sources.ts';
 import { routeFor } from '../../relay/route.ts';
 import type { Handoff } from '../../relay/queue.ts';
+import { fingerprintOf, type Fingerprint } from '../../similarity/fingerprint.ts';
+import type { ClusterWatch } from '../../similarity/watch.ts';
+import type { SymbolHit } from '../../analysis/check.ts';
 
 // Recorded with each decision: which host of a cluster made it.
 const HOST = os.hostname();
@@ -37,6 +40,8 @@ export interface DataDeps {
   onAccepted(msgId: string, handoff: Handoff): void;
   /** Bounds of the shared MIME parse, from [analysis.parse]. */
   parseLimits: Readonly<ParseLimits>;
+  /** The clusters of recent mail (outbreak detection); absent when outbreak.enabled is off. */
+  watch?: ClusterWatch;
 }
 
 type Callback = (err?: Error | null, message?: string) => void;
@@ -78,10 +83,12 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   const mailFrom = env.mailFrom ? env.mailFrom.address : '';
   const rcpts = env.rcptTo.map((r) => normalizeAddress(r.address));
   const ids = { ip: st.ip, conn_id: st.cid };
-  const refuse = (reply: SmtpReply, reason: string, extra: Record<string, unknown> = {}) => {
+  // A refusal after analysis names the message (msg_id) and carries its fingerprint, so that the outbreak detector
+  // counts refused copies of a campaign too.
+  const refuse = (reply: SmtpReply, reason: string, extra: Record<string, unknown> = {}, msgId?: string) => {
     st.refused++;
     if (reply.code >= 500) deps.sources.refused(st.ip);
-    emit('smtp.data.rejected', { ...ids, data: { reason, reply: `${reply.code} ${reply.enhanced}`, from: mailFrom, rcpts, ...extra } });
+    emit('smtp.data.rejected', { ...ids, ...(msgId && { msg_id: msgId }), data: { reason, reply: `${reply.code} ${reply.enhanced}`, from: mailFrom, rcpts, ...extra } });
     cb(new SmtpReplyError(reply));
   };
 
@@ -126,18 +133,52 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
     message: view,
     transfer: { bareNewlines: bare, eightBitUndeclared: flags.eightBit && !eightBitDeclared },
   };
-  const [mailRes, dataRes] = await Promise.all([
+  // The fingerprint is made beside the checks, from the same parse; a message it cannot be made of is simply not
+  // compared (logged), never refused for it.
+  const fpMade: Promise<Fingerprint | null> | null = deps.watch
+    ? fingerprintOf(view).catch((err: Error) => {
+        log.warn({ err: err.message, msg_id: id }, 'no similarity fingerprint for this message');
+        return null;
+      })
+    : null;
+  const [mailRes, dataRes, fp] = await Promise.all([
     deps.runner.run('mail', input, { msg_id: id, conn_id: st.cid }),
     deps.runner.run('data', input, { msg_id: id, conn_id: st.cid }),
+    fpMade,
   ]);
   if (mailRes.mustDefer || dataRes.mustDefer || st.checkFailed) return refuse(REPLY.localProblem, 'check_failed');
   const hits = [...st.connectHits, ...st.heloHits, ...mailRes.hits, ...dataRes.hits];
-  const scored = total(hits, deps.scores);
+  let scored = total(hits, deps.scores);
+  // Outbreaks: what the clusters of recent mail say of this message, with the score of everything else.
+  const suspicious = scored.score >= config.outbreak.suspicious_score;
+  let clusters: number[] = [];
+  const similar: Record<string, unknown> = {};
+  if (fp && deps.watch) {
+    const w = deps.watch.check(fp, { ip: st.ip.replace(/^::ffff:/i, ''), recipients: rcpts.length, suspicious }, deps.policies);
+    // A cluster an admin marked safe gets no outbreak symbol and no cluster policy, whatever else is on it.
+    clusters = w.safe ? [] : w.clusters;
+    const declared = w.safe ? [] : w.policies.filter((p) => p.action !== 'allow');
+    const hit = (name: string, detail: string[]): SymbolHit => ({ name, check: 'similarity', score: deps.scores.scoreOf(name), weight: 1, detail });
+    if (declared.length) hits.push(hit('OUTBREAK', [`cluster ${declared[0].target}`, declared[0].reason]));
+    else if (w.tips) hits.push(hit('OUTBREAK', [w.tips.cluster ? `cluster ${w.tips.cluster}` : 'new cluster', `${w.tips.reason} (with this copy)`]));
+    else if (suspicious && !w.safe && w.best && w.best.ips + 1 >= Math.max(2, config.outbreak.min_sources)) {
+      hits.push(hit('SIMILAR_CAMPAIGN', [`cluster ${w.best.id}`, `${w.best.members} similar from ${w.best.ips} sources`]));
+    }
+    if (hits.length && hits[hits.length - 1].check === 'similarity') scored = total(hits, deps.scores);
+    if (w.best) Object.assign(similar, { cluster: w.best.id, cluster_members: w.best.members });
+    // The hold: a suspicious copy of a cluster too young to judge waits for the sender's retry (outbreak.hold_s).
+    if (config.outbreak.hold_s > 0 && suspicious && w.young && !declared.length && !w.tips && !w.safe && !st.trusted) {
+      deps.watch.note(id, fp, { ip: st.ip.replace(/^::ffff:/i, ''), senderDomain: '', recipients: rcpts.length, suspicious });
+      emit('similarity.held', { ...ids, msg_id: id, data: { from: mailFrom, rcpts, score: scored.score, hold_s: config.outbreak.hold_s, ...similar } });
+      return refuse(REPLY.similarityHold, 'held', { score: scored.score, from: mailFrom, message_id: view.messageId, subject: view.subject, fp, suspicious, ...similar }, id);
+    }
+  }
   // A recipient with hits of its own (the rcpt phase) is scored with them; the others share the message's score.
   const rcptHits = (r: string) => st.rcptHits.get(normalizeAddress(r)) ?? [];
   const decisions: RecipientDecision[] = rcpts.map((r) => {
     const own = rcptHits(r);
-    let live = deps.policies.match({ ip: st.ip, helo: st.helo, sender: mailFrom, recipient: r });
+    // A cluster marked safe only keeps the outbreak symbols away (above); it is not an allow-list for the message.
+    let live = deps.policies.match({ ip: st.ip, helo: st.helo, sender: mailFrom, recipient: r, clusters }).filter((p) => !(p.target_kind === 'cluster' && p.action === 'allow'));
     // postmaster@ stays reachable from a blocked source (RFC 5321 4.5.1): a source's refusal does not apply to it.
     if (normalizeAddress(r).startsWith('postmaster@')) live = live.filter((p) => p.target_kind === 'recipient' || (p.action !== 'block' && p.action !== 'defer'));
     return decideRecipient(r, mailFrom, own.length ? total([...hits, ...own], deps.scores) : scored, config, live);
@@ -153,14 +194,22 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   ];
   if (settled.reply !== 'accept') {
     const a = settled.reply;
+    if (fp) deps.watch?.note(id, fp, { ip: st.ip.replace(/^::ffff:/i, ''), senderDomain: '', recipients: rcpts.length, suspicious: true });
     const reply = a.kind === 'reject' || a.kind === 'defer' ? a.reply : REPLY.contentRejected;
-    return refuse(reply, a.kind === 'defer' ? 'deferred' : 'rejected', {
-      score: scored.score,
-      symbols: symbolsOut,
-      because: decisions.flatMap((d) => d.because),
-      message_id: view.messageId,
-      subject: view.subject,
-    });
+    return refuse(
+      reply,
+      a.kind === 'defer' ? 'deferred' : 'rejected',
+      {
+        score: scored.score,
+        symbols: symbolsOut,
+        because: decisions.flatMap((d) => d.because),
+        message_id: view.messageId,
+        subject: view.subject,
+        ...(fp && { fp, suspicious: true }),
+        ...similar,
+      },
+      id,
+    );
   }
 
   const now = Date.now();
@@ -227,6 +276,7 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   }
   st.messages++;
   deps.sources.accepted(st.ip);
+  if (fp) deps.watch?.note(id, fp, { ip: st.ip.replace(/^::ffff:/i, ''), senderDomain: '', recipients: rcpts.length, suspicious });
   emit('message.accepted', {
     ...ids,
     msg_id: id,
@@ -239,6 +289,8 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
       symbols: symbolsOut,
       analysis_ms: analysisMs,
       recipients: settled.decisions.map((d) => ({ rcpt: d.rcpt, action: d.action.kind, because: d.because, policies: d.policies.map((p) => p.id) })),
+      ...(fp && { fp, suspicious }),
+      ...similar,
     },
   });
   if (quarantine.length) emit('message.quarantined', { ...ids, msg_id: id, data: { rcpts: quarantine.map((q) => q.rcpt), score: scored.score } });

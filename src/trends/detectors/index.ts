@@ -7,6 +7,7 @@ import { floodDetector } from './flood.ts';
 import { reputation } from './reputation.ts';
 import { backscatter } from './backscatter.ts';
 import { bruteForce } from './brute-force.ts';
+import { OutbreakDetector } from './outbreak.ts';
 
 /** Fresh detector instances (some keep state of their own) for the detectors enabled in config. */
 export function detectors(config: Config): Detector[] {
@@ -17,6 +18,7 @@ export function detectors(config: Config): Detector[] {
     [t.reputation.enabled, () => reputation],
     [t.backscatter.enabled, () => backscatter],
     [t.brute_force.enabled, () => bruteForce],
+    [config.outbreak.enabled, () => new OutbreakDetector(config)],
   ];
   return all.filter(([on]) => on).map(([, make]) => make());
 }
