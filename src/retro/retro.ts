@@ -57,6 +57,7 @@ export interface SweepResult {
 const OPEN = ['queued', 'deferred'];
 /** A copy that could not be pulled back is tried again after this long. */
 const RETRY_MS = 30_000;
+const FULL_MS = 60_000;
 
 export class Retro {
   private timer: NodeJS.Timeout | null = null;
@@ -67,6 +68,8 @@ export class Retro {
   private readonly reported = new Set<string>();
   /** Clusters the admin was told about. */
   private readonly announced = new Set<number>();
+  /** Per cluster, when its members were last all read: between full reads only the latest members are. */
+  private readonly fullAt = new Map<number, number>();
   private stopped = false;
 
   constructor(private readonly deps: RetroDeps) {}
@@ -115,7 +118,13 @@ export class Retro {
   async sweep(cluster: number, policy: LivePolicy, now = Date.now()): Promise<SweepResult> {
     const { db } = this.deps;
     const res: SweepResult = { cluster, quarantined: 0, pulledBack: 0, failed: 0, forwarded: 0, unreachable: 0 };
-    const members = (await db.selectFrom('similarity_entries').select('id').where('cluster', '=', cluster).execute()).map((r) => r.id);
+    // All members once a minute (a copy in flight when last seen, a failure due again), the last minute's otherwise:
+    // a campaign of thousands is not read in full every second.
+    const full = now - (this.fullAt.get(cluster) ?? 0) >= FULL_MS;
+    if (full) this.fullAt.set(cluster, now);
+    let q = db.selectFrom('similarity_entries').select('id').where('cluster', '=', cluster);
+    if (!full) q = q.where('ts', '>=', now - FULL_MS);
+    const members = (await q.execute()).map((r) => r.id);
     if (!members.length) return res;
     const rows: Rcpt[] = [];
     for (let i = 0; i < members.length; i += 500) {
