@@ -36,6 +36,7 @@ import { runDigests, startDigestSchedule, type DigestRun, type DigestSchedule } 
 import { publicBase } from './quarantine/links.ts';
 import { ImapProxy } from './monitor/imap/proxy.ts';
 import { Pop3Proxy } from './monitor/pop3/proxy.ts';
+import { SubmissionProxy } from './monitor/submission/proxy.ts';
 import { KnownLogins } from './monitor/known-logins.ts';
 import { purgeKnownLogins } from './trends/known-logins.ts';
 import { ClusterWatch } from './similarity/watch.ts';
@@ -75,13 +76,19 @@ export interface Postern {
   /** Signs and verifies quarantine links (digests, the link pages). */
   signer: LinkSigner;
   /** The HTTP server (quarantine links and pages, the API); null when web.enabled is off or this process has no relay. */
-  web: { host: string; port: number; url: string } | null;
+  web: { host: string; port: number; url: string; routes: string[] } | null;
   /** Quarantine digests sent now (what the schedule does), with the links this process serves. */
   digests: { run(opts?: { recipient?: string; now?: number }): Promise<DigestRun> };
+  /** This process's mirror of the clusters of recent mail; null where no gateway or outbound listener runs here. */
+  clusters: ClusterWatch | null;
   /** Retroactive action on declared outbreaks; null where no relay runs or outbreak.retro is off. */
   retro: Retro | null;
   /** Where the monitor proxies listen; each is null when its section is off or this process runs no gateway. */
-  monitor: { imap: { host: string; port: number; tlsPort: number | null } | null; pop3: { host: string; port: number; tlsPort: number | null } | null };
+  monitor: {
+    imap: { host: string; port: number; tlsPort: number | null } | null;
+    pop3: { host: string; port: number; tlsPort: number | null } | null;
+    submission: { host: string; port: number; tlsPort: number | null } | null;
+  };
   close(): Promise<void>;
 }
 
@@ -102,8 +109,11 @@ export interface StartOptions {
   checks?: readonly Check[];
   /** Where events go instead of this process's store (a cluster worker: to the primary). */
   forwardEvents?: (events: PosternEvent[]) => void;
-  /** Told of every policy change the analyzer of this process makes (a cluster primary tells its workers). */
-  onPolicyChange?: () => void;
+  /**
+   * Told of every policy change the analyzer of this process makes, and of its new similarity rows (a cluster
+   * primary tells its workers).
+   */
+  onPolicyChange?: (what: 'policies' | 'similarity') => void;
   /** Overrides web.listen (tests use port 0). */
   webListen?: { host: string; port: number };
   /** Override monitor.imap.listen and listen_tls (tests use port 0). */
@@ -112,6 +122,9 @@ export interface StartOptions {
   /** Override monitor.pop3.listen and listen_tls (tests use port 0). */
   pop3Listen?: { host: string; port: number };
   pop3TlsListen?: { host: string; port: number };
+  /** Override monitor.submission.listen and listen_tls (tests use port 0). */
+  submissionListen?: { host: string; port: number };
+  submissionTlsListen?: { host: string; port: number };
 }
 
 export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}): Promise<Postern> {
@@ -151,9 +164,16 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   policies.watch(1000);
   const liveLog = log.child({ component: 'matrix' });
   const live = await openLive(config, { onError: (err) => liveLog.warn({ err: err.message }, 'live counters or policy bus failing; counting as zero') });
-  live.bus.subscribe(() => {
+  // The gateway's mirror of the clusters (made below) reads the analyzer's new rows when they are announced.
+  let watch: ClusterWatch | undefined;
+  live.bus.subscribe((change) => {
+    if (change.op === 'similarity') {
+      watch?.kick();
+      opts.onPolicyChange?.('similarity');
+      return;
+    }
     policies.load().catch((err: Error) => liveLog.warn({ err: err.message }, 'policy reload failed'));
-    opts.onPolicyChange?.();
+    opts.onPolicyChange?.('policies');
   });
   const spool = new Spool(dataDir);
   const blobs = new FileBlobStore(path.join(dataDir, 'quarantine'));
@@ -252,7 +272,8 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       submit: (id) => r.submit(id),
     });
     retro.start();
-    live.bus.subscribe(() => setTimeout(() => retro?.kick(), 50));
+    // A new cluster policy is swept at once (after the policy table has read it), not at the next second.
+    live.bus.subscribe((change) => change.op !== 'similarity' && setTimeout(() => retro?.kick(), 200).unref());
   }
   const signer = linkSigner(dataDir, resolveSecret(config.quarantine.link_secret), config.quarantine.link_secret_previous);
   // The addresses mailbox users logged in from, for protect policies: the proxies' and Dovecot's auth policy requests.
@@ -261,10 +282,14 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   // The HTTP server runs beside the relay: one per installation, not one per gateway worker.
   let web: WebServer | null = null;
   if (roles.relay && config.web.enabled) {
-    web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen, policies, known });
+    web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen, policies, known,
+      sink,
+      analyzer: analyzer ?? undefined,
+      announce: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, 'policy change not announced; nodes read it within a second')),
+    });
     log.info({ web: `${web.host}:${web.port}`, url: web.url }, 'web server started');
   }
-  const webInfo = web && { host: web.host, port: web.port, url: web.url };
+  const webInfo = web && { host: web.host, port: web.port, url: web.url, routes: web.routes };
   // Digests go out from the store's writer, after the web server so that their links point where it listens.
   const digestDeps = { quarantine, signer, base: webInfo?.url ?? publicBase(config), log: log.child({ component: 'quarantine' }) };
   const digests = { run: (o: { recipient?: string; now?: number } = {}) => runDigests(digestDeps, o) };
@@ -273,7 +298,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const tls = await loadTls(config, dataDir);
   // The gateway, and the outbound listener, mirror the analyzer's clusters of recent mail to act on an outbreak's
   // copies in line.
-  const watch =
+  watch =
     config.outbreak.enabled && (roles.gateway || (config.outbound.enabled && roles.relay))
       ? new ClusterWatch(store.db, config, log.child({ component: 'similarity' }))
       : undefined;
@@ -325,10 +350,10 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     await store.close();
   };
   // What every process has, whichever roles it runs.
-  const parts = { store, sink, relay, rows, spool, maildir, log, dataDir, live, analyzer, policies, quarantine, signer, web: webInfo, digests, outbound: outboundAddr, correspondents, retro };
+  const parts = { store, sink, relay, rows, spool, maildir, log, dataDir, live, analyzer, policies, quarantine, signer, web: webInfo, digests, outbound: outboundAddr, correspondents, retro, clusters: watch ?? null };
   if (!roles.gateway) {
     log.info({ data_dir: dataDir, store: store.dialect, role: 'relay' }, 'postern relay started');
-    return { ...parts, smtp: { host: '', port: 0 }, gateway: null, monitor: { imap: null, pop3: null }, close: stopAll };
+    return { ...parts, smtp: { host: '', port: 0 }, gateway: null, monitor: { imap: null, pop3: null, submission: null }, close: stopAll };
   }
   const onAccepted = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
   const gateway = new Gateway({
@@ -361,7 +386,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const mlog = log.child({ component: 'monitor' });
   const proxyDeps = { config, policies, emit, log: mlog, tls, known };
   const startProxy = async (
-    name: 'imap' | 'pop3',
+    name: 'imap' | 'pop3' | 'submission',
     proxy: MailboxProxy,
     m: { listen: string; listen_tls: string; upstream: { host: string; port: number } },
     plain?: { host: string; port: number },
@@ -375,17 +400,20 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const imapAddr = imap && (await startProxy('imap', imap, config.monitor.imap, opts.imapListen, opts.imapTlsListen));
   const pop3 = config.monitor.pop3.enabled ? new Pop3Proxy(proxyDeps) : null;
   const pop3Addr = pop3 && (await startProxy('pop3', pop3, config.monitor.pop3, opts.pop3Listen, opts.pop3TlsListen));
+  const submission = config.monitor.submission.enabled ? new SubmissionProxy(proxyDeps) : null;
+  const submissionAddr = submission && (await startProxy('submission', submission, config.monitor.submission, opts.submissionListen, opts.submissionTlsListen));
   let closed = false;
   return {
     ...parts,
     smtp: { host: addr.address, port: addr.port },
     gateway,
-    monitor: { imap: imapAddr, pop3: pop3Addr },
+    monitor: { imap: imapAddr, pop3: pop3Addr, submission: submissionAddr },
     async close() {
       if (closed) return;
       closed = true;
       await imap?.close();
       await pop3?.close();
+      await submission?.close();
       await gateway.close();
       await stopAll();
     },

@@ -14,6 +14,7 @@ import { runQuarantine } from './cli/quarantine.ts';
 import { runDigest } from './cli/digest.ts';
 import { runAudit } from './cli/audit.ts';
 import { runClusters } from './cli/clusters.ts';
+import { runUser } from './cli/user.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -69,6 +70,11 @@ commands:
   clusters show <id> [--json]            one cluster: its members, what was done to each copy, where copies went
   clusters mark <id> safe|bad [--reason TEXT] [--action quarantine|block]
                                          an admin's verdict on a cluster (replaces the last one)
+  user add <name> --role admin|auditor|user [--address ADDR]... [--password-stdin]
+                                         an account of the monitoring center (password asked twice without
+                                         --password-stdin); user passwd|remove|disable|enable <name>, user list [--json]
+  user token <name> [--label TEXT] [--ttl-days N]
+                                         a new API token for an account, printed once; user revoke <token-id>
   learn --spam PATH... --ham PATH...     teach the classifier from files, folders or mbox files
   eval --spam PATH --ham PATH [--json] [--no-bayes]
                                          analyse labelled mail offline: precision, recall, F1, ham false positives
@@ -109,6 +115,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runAudit(rest);
       case 'clusters':
         return await runClusters(rest);
+      case 'user':
+        return await runUser(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -1,9 +1,8 @@
 // The clusters' REST API under /api/v1/clusters: list, show (members, what was done to each copy, where copies went
-// out to) and an admin's mark, safe or bad. Bearer token web.api_token, as for the quarantine API.
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+// out to) and an admin's mark, safe or bad. Admins (and web.api_token) read and mark; auditors read.
+import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { resolveSecret } from '../config/load.ts';
+import { actorOf, allow } from './auth/access.ts';
 import { CLUSTER_STATES, ClusterError, listClusters, markCluster, showCluster } from '../similarity/report.ts';
 import type { WebDeps } from './server.ts';
 import { WebError } from './web-error.ts';
@@ -49,27 +48,17 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'query' | 
   throw new WebError(400, 'bad_request', msg);
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
 export const clustersApi: FastifyPluginAsync<WebDeps> = async (app, deps) => {
   const { db, emit } = deps;
-  // Hashed so that the comparison is constant-time whatever the lengths.
-  const token = resolveSecret(deps.config.web.api_token);
-  const want = token ? digest(token) : undefined;
+  const read = { preHandler: allow(deps.config, 'admin', 'auditor') };
+  const mark = { preHandler: allow(deps.config, 'admin') };
 
-  app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (!want) throw new WebError(401, 'unauthorized', 'the API is off: web.api_token is not set in the configuration');
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m) throw new WebError(401, 'unauthorized', 'missing "Authorization: Bearer <web.api_token>" header');
-    if (!timingSafeEqual(digest(m[1]), want)) throw new WebError(401, 'unauthorized', 'wrong API token');
-  });
-
-  app.get('/', async (req) => {
+  app.get('/', read, async (req) => {
     const q = parse(ListQuery, req.query, 'query');
     return { items: await listClusters(db, q) };
   });
 
-  app.get('/:id', async (req) => {
+  app.get('/:id', read, async (req) => {
     const { id } = parse(Id, req.params, 'path');
     const { limit } = parse(ShowQuery, req.query, 'query');
     const d = await showCluster(db, id, { limit });
@@ -77,10 +66,10 @@ export const clustersApi: FastifyPluginAsync<WebDeps> = async (app, deps) => {
     return d;
   });
 
-  app.post('/:id/mark', async (req) => {
+  app.post('/:id/mark', mark, async (req) => {
     const { id } = parse(Id, req.params, 'path');
     const body = parse(MarkBody, req.body, 'body');
-    const by = 'api';
+    const by = actorOf(req.principal!);
     try {
       const policy = await markCluster(db, id, body.verdict, { by, reason: body.reason, action: body.action });
       emit('cluster.marked', { data: { cluster: id, verdict: body.verdict, action: policy.action, policy: policy.id, by, reason: policy.reason } });

@@ -1,10 +1,10 @@
 // The quarantine's REST API under /api/v1/quarantine, for admins and the monitoring center: list, show, download,
-// release, delete, allow or block the sender, report. Bearer token web.api_token until accounts exist.
-import { createHash, timingSafeEqual } from 'node:crypto';
+// release, delete, allow or block the sender, report. Admins (and web.api_token) do everything; auditors read; a
+// user account sees and acts on the mail of its own addresses only, and lists senders for itself only.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { resolveSecret } from '../config/load.ts';
 import { MAX_LIST, QuarantineError } from '../quarantine/service.ts';
+import { actorOf, allow, mayRead } from './auth/access.ts';
 import type { WebDeps } from './server.ts';
 import { WebError } from './web-error.ts';
 
@@ -44,20 +44,10 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, where: 'query' | 
   throw new WebError(400, 'bad_request', msg);
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
 export const quarantineApi: FastifyPluginAsync<WebDeps> = async (app, deps) => {
   const { quarantine } = deps;
-  // Hashed so that the comparison is constant-time whatever the lengths (Dovecot CVE-2026-27856 was this timing).
-  const token = resolveSecret(deps.config.web.api_token);
-  const want = token ? digest(token) : undefined;
-
-  app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (!want) throw new WebError(401, 'unauthorized', 'the API is off: web.api_token is not set in the configuration');
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m) throw new WebError(401, 'unauthorized', 'missing "Authorization: Bearer <web.api_token>" header');
-    if (!timingSafeEqual(digest(m[1]), want)) throw new WebError(401, 'unauthorized', 'wrong API token');
-  });
+  const read = { preHandler: allow(deps.config, 'admin', 'auditor', 'user') };
+  const act = { preHandler: allow(deps.config, 'admin', 'user') };
 
   /** Runs a service call, turning its coded errors into statuses: not found 404, not held 409, bad request 400. */
   async function call<T>(fn: () => Promise<T>): Promise<T> {
@@ -70,46 +60,56 @@ export const quarantineApi: FastifyPluginAsync<WebDeps> = async (app, deps) => {
     }
   }
 
-  const must = async (id: string) => {
+  /** The entry, when the principal may see it: another recipient's entry is a 404 like a missing one (ids must
+   * not be probed). */
+  const must = async (req: FastifyRequest, id: string) => {
     const e = await quarantine.get(id);
-    if (!e) throw new WebError(404, 'not_found', `no quarantined message ${id}`);
+    if (!e || !mayRead(req.principal!, e.rcpt)) throw new WebError(404, 'not_found', `no quarantined message ${id}`);
     return e;
   };
 
-  app.get('/', async (req) => {
+  app.get('/', read, async (req) => {
     const q = parse(ListQuery, req.query, 'query');
-    const { entries, total } = await quarantine.list(q);
+    const p = req.principal!;
+    const { entries, total } = await quarantine.list(p.role === 'user' ? { ...q, rcptIn: p.addresses ?? [] } : q);
     return { items: entries, total, limit: q.limit, offset: q.offset };
   });
 
-  app.get<{ Params: { id: string } }>('/:id', async (req) => must(req.params.id));
+  app.get<{ Params: { id: string } }>('/:id', read, async (req) => must(req, req.params.id));
 
-  app.get<{ Params: { id: string } }>('/:id/raw', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/:id/raw', read, async (req, reply) => {
+    await must(req, req.params.id);
     const raw = await call(() => quarantine.raw(req.params.id));
     const name = req.params.id.replace(/[^A-Za-z0-9._@-]/g, '_');
     return reply.type('message/rfc822').header('content-disposition', `attachment; filename="${name}.eml"`).send(raw);
   });
 
-  app.post<{ Params: { id: string } }>('/:id/release', async (req) => {
+  app.post<{ Params: { id: string } }>('/:id/release', act, async (req) => {
     parse(NoBody, req.body, 'body');
-    const { queueId, entry } = await call(() => quarantine.release(req.params.id, 'api'));
+    await must(req, req.params.id);
+    const { queueId, entry } = await call(() => quarantine.release(req.params.id, actorOf(req.principal!)));
     return { entry, queue_id: queueId };
   });
 
-  app.post<{ Params: { id: string } }>('/:id/delete', async (req) => {
+  app.post<{ Params: { id: string } }>('/:id/delete', act, async (req) => {
     parse(NoBody, req.body, 'body');
-    return { entry: await call(() => quarantine.delete(req.params.id, 'api')) };
+    await must(req, req.params.id);
+    return { entry: await call(() => quarantine.delete(req.params.id, actorOf(req.principal!))) };
   });
 
   for (const kind of ['allow', 'block'] as const) {
-    app.post<{ Params: { id: string } }>(`/:id/${kind}`, async (req) => {
+    app.post<{ Params: { id: string } }>(`/:id/${kind}`, act, async (req) => {
       const { scope } = parse(ListBody, req.body, 'body');
-      return { policy: await call(() => quarantine.listSender(req.params.id, kind, scope, 'api')) };
+      await must(req, req.params.id);
+      // A user decides for its own mailbox; a domain's or everyone's list is an admin's call.
+      if (req.principal!.role === 'user' && scope !== 'user') throw new WebError(403, 'forbidden', `scope ${scope} needs the role admin; a user account lists senders with scope user`);
+      return { policy: await call(() => quarantine.listSender(req.params.id, kind, scope, actorOf(req.principal!))) };
     });
   }
 
-  app.post<{ Params: { id: string } }>('/:id/report', async (req) => {
+  app.post<{ Params: { id: string } }>('/:id/report', act, async (req) => {
     const body = parse(ReportBody, req.body, 'body');
-    return await call(() => quarantine.report(req.params.id, body.class, 'api'));
+    await must(req, req.params.id);
+    return await call(() => quarantine.report(req.params.id, body.class, actorOf(req.principal!)));
   });
 };

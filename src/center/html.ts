@@ -39,6 +39,9 @@ button.primary.danger { background: var(--danger); border-color: var(--danger); 
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: var(--bg); padding: 12px; border-radius: 6px; max-height: 70vh; overflow: auto; }
 a { color: var(--accent); }
 nav.pages { display: flex; gap: 16px; margin-top: 12px; }
+form.login label { display: block; margin: 0 0 12px; color: var(--muted); }
+form.login input { display: block; width: 100%; max-width: 360px; margin-top: 4px; font: inherit; padding: 6px 8px;
+  border: 1px solid var(--line); border-radius: 5px; background: var(--bg); color: var(--fg); }
 `;
 
 /** A whole page. `body` is HTML the caller built from escaped parts. */

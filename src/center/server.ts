@@ -18,7 +18,21 @@ import { WebError } from './web-error.ts';
 import { quarantinePages } from './quarantine-pages.ts';
 import { quarantineApi } from './api-quarantine.ts';
 import { clustersApi } from './api-clusters.ts';
+import { centerUi, UI_PATH } from './ui.ts';
+import { messagesApi } from './api-messages.ts';
+import { policiesApi } from './api-policies.ts';
+import { eventsApi } from './api-events.ts';
+import { openApiRoute } from './openapi.ts';
+import { metricsRoute } from './metrics.ts';
+import type { EventSink } from '../matrix/sink.ts';
+import type { PolicyChange } from '../matrix/live.ts';
+import type { AnalyzerStats } from '../trends/analyzer.ts';
+import { configTokenIdentifier, identify } from './auth/guard.ts';
+import { accountTokenIdentifier, sessionIdentifier } from './auth/identifiers.ts';
+import { accountRoutes } from './auth/routes.ts';
 import { AUTH_POLICY_PATH, authPolicy } from '../monitor/auth-policy.ts';
+import { WEBMAIL_PATH, webmailCollector } from '../monitor/collector/webmail.ts';
+import { auditApi } from './api-audit.ts';
 import type { PolicyTable } from '../policy/live.ts';
 import type { KnownLogins } from '../monitor/known-logins.ts';
 
@@ -34,6 +48,12 @@ export interface WebDeps {
   known?: KnownLogins;
   /** Overrides web.listen (tests use port 0). */
   listen?: { host: string; port: number };
+  /** The event sink of this process: the event stream and the metrics subscribe to it. */
+  sink?: EventSink;
+  /** The trend analyzer, for its lag in the metrics. */
+  analyzer?: { stats(): Promise<AnalyzerStats> };
+  /** Tells every gateway a policy changed (the policy bus); they re-read the table every second in any case. */
+  announce?: (change: PolicyChange) => void;
 }
 
 export interface WebServer {
@@ -42,6 +62,8 @@ export interface WebServer {
   /** Where users reach it: web.public_url, or the listening address. */
   url: string;
   close(): Promise<void>;
+  /** Every route registered, as "METHOD /path" (HEAD routes left out). */
+  routes: string[];
 }
 
 /** Bodies are small forms and JSON; nothing legitimate comes near this. */
@@ -62,6 +84,7 @@ const isApi = (req: FastifyRequest) => req.url.startsWith('/api/');
 const CODES: Record<number, string> = {
   400: 'bad_request',
   401: 'unauthorized',
+  403: 'forbidden',
   404: 'not_found',
   405: 'method_not_allowed',
   409: 'not_held',
@@ -133,12 +156,29 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
     return reply.code(404).type('text/html; charset=utf-8').send(notice('Not found', 'There is no page at this address.'));
   });
 
+  // The routes as registered, for the OpenAPI document's test.
+  const routes: string[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url.replace(/(.)\/$/, '$1')}`);
+  });
+  // Who is asking, for every route that says which roles may use it (auth/guard.ts).
+  identify(app, [configTokenIdentifier(deps.config), sessionIdentifier(deps.db, deps.config.web.session_hours), accountTokenIdentifier(deps.db)]);
   app.get(CSS_PATH, async (_req, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(CSS));
-  app.get('/', async (_req, reply) => reply.redirect('/quarantine', 303));
+  // A signed-in account goes to the center; a recipient without one to the quarantine's own page.
+  app.get('/', async (req, reply) => reply.redirect(req.principal?.kind === 'session' ? `${UI_PATH}/` : '/quarantine', 303));
   await app.register(quarantinePages, { ...deps });
+  await app.register(centerUi, { ...deps });
+  await app.register(accountRoutes, { ...deps });
   await app.register(quarantineApi, { ...deps, prefix: '/api/v1/quarantine' });
   await app.register(clustersApi, { ...deps, prefix: '/api/v1/clusters' });
   if (deps.config.monitor.auth_policy.enabled) await app.register(authPolicy, { ...deps, prefix: AUTH_POLICY_PATH });
+  if (deps.config.monitor.webmail.enabled) await app.register(webmailCollector, { ...deps, prefix: WEBMAIL_PATH });
+  await app.register(auditApi, { ...deps, prefix: '/api/v1/audit' });
+  await app.register(messagesApi, { ...deps, prefix: '/api/v1/messages' });
+  await app.register(policiesApi, { ...deps, prefix: '/api/v1/policies' });
+  await app.register(eventsApi, { ...deps, prefix: '/api/v1' });
+  await app.register(openApiRoute, { ...deps });
+  if (deps.config.web.metrics.enabled) await app.register(metricsRoute, { ...deps });
 
   const want = deps.listen ?? splitListen(deps.config.web.listen);
   await app.listen({ host: want.host, port: want.port });
@@ -147,6 +187,7 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
   return {
     ...bound,
     url: publicBase(deps.config, bound),
+    routes: [...new Set(routes)],
     close: () => app.close(),
   };
 }

@@ -16,7 +16,7 @@ const OPTIONS = {
 } as const;
 
 /** The most events one run prints: a trail longer than this is read in pieces with --since and --session. */
-const MAX_EVENTS = 100_000;
+export const MAX_EVENTS = 100_000;
 
 /** The start of the trail from --since: a duration back from now, or an ISO 8601 time. */
 export function sinceTime(text: string | undefined, now: number): number {
@@ -28,7 +28,7 @@ export function sinceTime(text: string | undefined, now: number): number {
 }
 
 /** The audit events of a user (lower case), oldest first; the user is matched exactly after the store's rough filter. */
-export async function auditTrail(s: StoreDb, user: string, o: { since: number; session?: string }): Promise<{ events: AuditEvent[]; truncated: boolean }> {
+export async function auditTrail(s: Pick<StoreDb, 'db'>, user: string, o: { since: number; session?: string }): Promise<{ events: AuditEvent[]; truncated: boolean }> {
   // A LIKE on the stored JSON narrows the rows; %, _ and \ (LIKE's own, and JSON's escape) become the one-character wildcard.
   const like = `%"user":${JSON.stringify(user).replace(/[%_\\]/g, '_')}%`;
   let q = s.db.selectFrom('events').selectAll().where('type', 'in', ['audit.session', 'audit.command']).where('ts', '>=', o.since).where('data', 'like', like);
@@ -77,6 +77,17 @@ function csvRow(e: AuditEvent): string {
   return CSV_COLUMNS.map((c) => csvField(row[c])).join(',');
 }
 
+/** The trail as CSV: the header row, then one row per event. */
+export function auditCsv(events: readonly AuditEvent[]): string {
+  return [CSV_COLUMNS.join(','), ...events.map(csvRow)].join('\n');
+}
+
+/** The trail as --json prints it and the audit API answers: each event with the story's line beside its data. */
+export function auditJson(user: string, since: number, events: readonly AuditEvent[]) {
+  const out = events.map((e) => ({ ts: e.ts, time: new Date(e.ts).toISOString(), type: e.type, session: e.session, ip: e.ip, text: storyLine(e), data: e.data }));
+  return { user, since: new Date(since).toISOString(), events: out };
+}
+
 export async function runAudit(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = args(argv, OPTIONS);
@@ -88,10 +99,9 @@ export async function runAudit(argv: string[]): Promise<number> {
     const { events, truncated } = await withStore(load(values.config), (s) => auditTrail(s, user, { since, session: values.session }));
     if (truncated) console.error(`postern: only the first ${MAX_EVENTS} events are shown; narrow with --since or --session`);
     if (values.json) {
-      const out = events.map((e) => ({ ts: e.ts, time: new Date(e.ts).toISOString(), type: e.type, session: e.session, ip: e.ip, text: storyLine(e), data: e.data }));
-      console.log(JSON.stringify({ user, since: new Date(since).toISOString(), events: out }, null, 2));
+      console.log(JSON.stringify(auditJson(user, since, events), null, 2));
     } else if (values.csv) {
-      console.log([CSV_COLUMNS.join(','), ...events.map(csvRow)].join('\n'));
+      console.log(auditCsv(events));
     } else if (!events.length) {
       console.log(`no audit trail for ${user} since ${new Date(since).toISOString()} (is the user in monitor.audit.users?)`);
     } else console.log(renderStory(events));

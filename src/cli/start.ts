@@ -43,7 +43,7 @@ export async function runStart(argv: string[]): Promise<number> {
   // The relay recovers the spool before any worker can write to it.
   const app = await startPostern(loaded, {
     roles: { gateway: false, relay: true },
-    onPolicyChange: () => broadcastPolicies(Object.values(cluster.workers ?? {})),
+    onPolicyChange: (what) => broadcastPolicies(Object.values(cluster.workers ?? {}), what),
   });
   if (app.web) console.log(`Quarantine pages and API at ${app.web.url} (listening on ${app.web.host}:${app.web.port})`);
   cluster.schedulingPolicy = cluster.SCHED_NONE;

@@ -17,7 +17,9 @@ export type ToWorker =
   | { t: 'rows.ok'; seq: number }
   | { t: 'rows.err'; seq: number; message: string; code?: string; rowsMayExist: boolean }
   /** The policy table changed: read it again now rather than at the next second. */
-  | { t: 'policies' };
+  | { t: 'policies' }
+  /** The analyzer wrote new similarity rows: the worker's mirror of the clusters reads them now. */
+  | { t: 'similarity' };
 
 /** Primary side: commits a worker's rows, hands the message to the relay, stores its events. */
 export function serveWorker(app: Postern, worker: Worker, onListening: (smtp: string) => void): void {
@@ -91,13 +93,14 @@ export function forwardEvents(events: PosternEvent[]): void {
 }
 
 /** Primary side: tells every worker that the policy table changed. */
-export function broadcastPolicies(workers: Iterable<Worker | undefined>): void {
-  for (const w of workers) if (w && !w.isDead()) send(w, { t: 'policies' });
+export function broadcastPolicies(workers: Iterable<Worker | undefined>, what: 'policies' | 'similarity' = 'policies'): void {
+  for (const w of workers) if (w && !w.isDead()) send(w, { t: what });
 }
 
 /** Worker side: reloads the policy table when the primary says it changed. */
 export function followPolicies(app: Postern): void {
   process.on('message', (m: ToWorker) => {
     if (m.t === 'policies') void app.policies.load().catch(() => undefined);
+    if (m.t === 'similarity') app.clusters?.kick();
   });
 }

@@ -252,6 +252,15 @@ const quarantine = z.strictObject({
     .prefault({}),
 });
 
+// Prometheus metrics at /metrics (center/metrics.ts): scrapers come without a session, so by address or a token.
+const webMetrics = z.strictObject({
+  enabled: d(z.boolean().default(true), 'Serve Prometheus metrics at /metrics on the web server.'),
+  allow: d(z.array(cidr).default(['127.0.0.0/8', '::1/128']), 'Networks that may read /metrics without a token.'),
+  token: secret.optional().meta({
+    description: 'Bearer token that may read /metrics from any address, e.g. { env = "POSTERN_METRICS_TOKEN" }. The admin API token (web.api_token) may too.',
+  }),
+});
+
 // The HTTP server: quarantine links and pages now, the monitoring center's API and dashboard (center/).
 const web = z.strictObject({
   enabled: d(z.boolean().default(true), 'Run the HTTP server under postern start.'),
@@ -261,8 +270,13 @@ const web = z.strictObject({
     'Base URL of the links in digests, as users reach the server (behind a proxy: its address); empty for http://LISTEN.',
   ),
   api_token: secret.optional().meta({
-    description: 'Bearer token of the admin API under /api/v1 (until accounts exist), e.g. { env = "POSTERN_API_TOKEN" }. Unset: the API answers 401.',
+    description: 'Bearer token with the admin role on the API under /api/v1 (scripts, monitoring), e.g. { env = "POSTERN_API_TOKEN" }. Accounts have tokens of their own (postern user token).',
   }),
+  metrics: webMetrics.prefault({}),
+  session_hours: d(
+    z.number().positive().max(24 * 30).default(12),
+    'Hours a sign-in to the center (postern user accounts) lasts without use; every request made with it starts the time again.',
+  ),
 });
 
 const store = z.strictObject({
@@ -471,6 +485,51 @@ const monitorPop3 = z.strictObject({
   idle_timeout_s: d(z.number().int().min(60).default(600), 'Seconds a logged-in client may stay silent (RFC 1939: at least 10 minutes).'),
 });
 
+const submissionUpstream = z.strictObject({
+  host: d(z.string().min(1).default('127.0.0.1'), 'The submission server Postern logs users in to (Dovecot\'s submission service, or Postfix\'s 587, with AUTH PLAIN).'),
+  port: d(z.number().int().min(1).max(65_535).default(587), 'Its port.'),
+  tls: d(
+    z.enum(['none', 'starttls', 'implicit']).default('none'),
+    '"none" for a server on the same host or a private network, "starttls" sends STARTTLS before login (a server that refuses it is not used), "implicit" is TLS from the first byte (port 465).',
+  ),
+  tls_verify: d(z.boolean().default(false), 'Check the server\'s certificate.'),
+  forward_client_ip: d(
+    z.boolean().default(true),
+    'Tell the server each client\'s address, port and Postern\'s session id with XCLIENT before login, when the server offers it in its EHLO reply (Dovecot does so to login_trusted_networks, Postfix to smtpd_authorized_xclient_hosts); a client\'s own XCLIENT is always refused.',
+  ),
+  timeout_s: d(z.number().int().min(1).default(30), 'Seconds to wait for the server to connect, greet and answer the login; then the client gets 454 4.7.0.'),
+});
+
+const monitorSubmission = z.strictObject({
+  enabled: d(z.boolean().default(false), 'Run the submission proxy.'),
+  listen: d(listenAddress.default('127.0.0.1:1587'), 'Address of the submission listener (STARTTLS offered; port 587 in production).'),
+  listen_tls: d(
+    z.union([listenAddress, z.literal('')]).default(''),
+    'Address of the implicit-TLS submission listener (port 465 in production), e.g. "0.0.0.0:465"; empty for none. Both use gateway.tls\'s certificate.',
+  ),
+  upstream: submissionUpstream.prefault({}),
+  plaintext_auth: d(
+    z.boolean().default(false),
+    'Offer and accept AUTH without TLS from any client. Off (Dovecot\'s disable_plaintext_auth): AUTH needs STARTTLS or the implicit-TLS listener, except from a loopback address.',
+  ),
+  max_line: d(
+    z.number().int().min(512).max(65_536).default(4_096),
+    'Longest command line in octets, CRLF included (RFC 5321: 512 at least). Longer lines get 500 5.5.6 and never reach the server. The message itself is not bound by it.',
+  ),
+  max_bad_commands: d(
+    z.number().int().min(1).max(100).default(10),
+    'Invalid or refused commands before login after which the client gets 421 and is disconnected.',
+  ),
+  failure_delay_ms: d(
+    z.number().int().min(0).max(60_000).default(1_000),
+    'Delay of the first failed-login reply to a client address; each further failure from that address within failure_window_s doubles it. 0 = none.',
+  ),
+  failure_delay_max_ms: d(z.number().int().min(0).max(60_000).default(15_000), 'Cap of that delay.'),
+  failure_window_s: d(z.number().int().min(1).default(900), 'An address with no failed login for this long starts again at failure_delay_ms.'),
+  login_timeout_s: d(z.number().int().min(5).default(60), 'Seconds a client may take to log in after connecting.'),
+  idle_timeout_s: d(z.number().int().min(60).default(300), 'Seconds a logged-in client may stay silent (RFC 5321 §4.5.3.2: 5 minutes).'),
+});
+
 // The addresses each mailbox user logged in from (table mailbox_logins), which a protect policy lets in.
 const knownLogins = z.strictObject({
   retention_days: d(
@@ -487,7 +546,7 @@ const knownLogins = z.strictObject({
 const monitorAudit = z.strictObject({
   users: d(
     z.array(z.string().regex(/^(\*|\*@[^@\s]+|[^@\s*]+@[^@\s*]+)$/, 'must be an address, *@domain or *')).default([]),
-    'Mailbox users whose every session and action (SELECT, FETCH, STORE, COPY, MOVE, EXPUNGE, APPEND, RETR, DELE, logout) is recorded as audit.* events: addresses, *@domain, or * for everyone. Others get only their login and attack events.',
+    'Mailbox users whose every session and action (SELECT, FETCH, STORE, COPY, MOVE, EXPUNGE, APPEND, RETR, DELE, MAIL FROM, RCPT TO, DATA, logout) is recorded as audit.* events: addresses, *@domain, or * for everyone. Others get only their login and attack events.',
   ),
 });
 
@@ -505,12 +564,37 @@ const authPolicy = z
   })
   .refine((s) => !s.enabled || s.api_key !== undefined, { path: ['api_key'], message: 'required when monitor.auth_policy.enabled is true' });
 
+// A load balancer in front of the monitor's listeners (monitor/proxy-protocol.ts): its PROXY header names the client.
+const proxyProtocol = z.strictObject({
+  trusted: d(
+    z.array(cidr).default([]),
+    'Load balancers (addresses or CIDRs) whose connections to the monitor\'s listeners (IMAP, POP3, submission) must start with a PROXY protocol header (v1 or v2); the client\'s address and port are taken from it. From any other address a PROXY header is a protocol error and closes the connection.',
+  ),
+  header_timeout_s: d(z.number().int().min(1).max(60).default(5), 'Seconds a trusted load balancer may take to send its header; then the connection is closed.'),
+});
+
+// Webmail installations reporting their users' logins and actions (monitor/webmail/): POST /api/v1/collect/webmail.
+const webmailKey = z.strictObject({
+  name: d(z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected a short name such as "roundcube" (a-z, 0-9, ., _, -)'), 'Names the installation in events (source "webmail:NAME").'),
+  key: secret.meta({ description: 'What the installation sends as "Authorization: Bearer KEY", e.g. { env = "POSTERN_WEBMAIL_KEY" }.' }),
+});
+const monitorWebmail = z
+  .strictObject({
+    enabled: d(z.boolean().default(false), 'Take webmail events at POST /api/v1/collect/webmail on the web server.'),
+    keys: d(z.array(webmailKey).default([]), 'One key per webmail installation.'),
+  })
+  .refine((s) => !s.enabled || s.keys.length > 0, { path: ['keys'], message: 'needs at least one key when monitor.webmail.enabled is true' })
+  .refine((s) => new Set(s.keys.map((k) => k.name)).size === s.keys.length, { path: ['keys'], message: 'names must be unique' });
+
 const monitor = z.strictObject({
   auth_policy: authPolicy.prefault({}),
   imap: monitorImap.prefault({}),
   pop3: monitorPop3.prefault({}),
+  submission: monitorSubmission.prefault({}),
   known_logins: knownLogins.prefault({}),
   audit: monitorAudit.prefault({}),
+  proxy_protocol: proxyProtocol.prefault({}),
+  webmail: monitorWebmail.prefault({}),
 });
 
 // The similarity index (similarity/): fingerprints of recent messages and the clusters they form.

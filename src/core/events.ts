@@ -98,6 +98,25 @@ export const EVENT_TYPES = {
     level: 'info',
     description: 'A POP3 proxy session ended: user, TLS, duration, commands, errors, octets each way, and why it ended.',
   },
+  'submission.connect': { level: 'debug', description: 'A submission client connected to the monitor proxy; carries the session id and TLS.' },
+  'submission.connect.refused': { level: 'info', description: 'A submission client was refused at connect by a live block policy on its address.' },
+  'submission.login.refused': {
+    level: 'info',
+    description: 'A submission login was refused by Postern without asking the server (a block policy on the address or the user); carries the user and the policy.',
+  },
+  'submission.protocol_error': {
+    level: 'info',
+    description:
+      'A submission client broke the protocol: unknown command, bad syntax or sequence, bare CR, NUL, long line, a command needing login, BDAT, bad AUTH data, too many invalid commands, bytes after STARTTLS.',
+  },
+  'submission.upstream_error': {
+    level: 'warn',
+    description: 'The submission server behind the proxy was unreachable, slow, or answered unsafely (bad greeting, no AUTH PLAIN, bytes injected after STARTTLS).',
+  },
+  'submission.close': {
+    level: 'info',
+    description: 'A submission proxy session ended: user, TLS, duration, commands, errors, octets each way, and why it ended.',
+  },
   'audit.session': {
     level: 'info',
     description:
@@ -106,7 +125,7 @@ export const EVENT_TYPES = {
   'audit.command': {
     level: 'info',
     description:
-      'An audited user\'s mailbox action: IMAP SELECT, EXAMINE, FETCH, STORE, COPY, MOVE, EXPUNGE, APPEND, CLOSE, LOGOUT (with the set, items, flags, target or size), POP3 RETR, TOP, DELE, QUIT (with the message number).',
+      'An audited user\'s mailbox action: IMAP SELECT, EXAMINE, FETCH, STORE, COPY, MOVE, EXPUNGE, APPEND, CLOSE, LOGOUT (with the set, items, flags, target or size), POP3 RETR, TOP, DELE, QUIT (with the message number), submission MAIL FROM, RCPT TO, DATA (with the address, the size and Message-ID, and the server\'s reply).',
   },
   'trends.finding': {
     level: 'warn',
@@ -134,6 +153,15 @@ export const EVENT_TYPES = {
     level: 'info',
     description: 'An admin marked a similarity cluster safe or bad (postern clusters mark, the API); carries the cluster, the verdict, the policy and who did it.',
   },
+  'web.login': { level: 'info', description: 'An account signed in to the center (form or API); carries the name, the role and the address.' },
+  'web.login_failed': {
+    level: 'warn',
+    description: 'A sign-in to the center failed: unknown name, wrong password, disabled account, or too many failures (rate_limited); carries the name tried and the address, never the password.',
+  },
+  'policy.changed': {
+    level: 'info',
+    description: 'An admin added, lifted, pinned, unpinned or extended a live policy through the API; carries the operation, the policy and who did it.',
+  },
   'store.error': { level: 'error', description: 'The store or the spool failed an operation.' },
 } as const;
 
@@ -149,4 +177,5 @@ export interface PosternEvent {
   data: Record<string, unknown>;
 }
 
-export type Emit = (type: EventType, fields: Omit<PosternEvent, 'type' | 'ts' | 'data'> & { data?: Record<string, unknown> }) => void;
+/** `ts` defaults to now; a source that reports after the fact (webmail) gives its own, never a future one. */
+export type Emit = (type: EventType, fields: Omit<PosternEvent, 'type' | 'ts' | 'data'> & { data?: Record<string, unknown>; ts?: number }) => void;

@@ -13,9 +13,13 @@ export interface LiveCounters {
   close(): Promise<void>;
 }
 
-/** What a policy change says: which policy, and whether it was added or changed (`set`) or removed (`removed`). */
+/**
+ * What a change on the bus says: which policy, and whether it was added or changed (`set`) or removed (`removed`);
+ * or (`similarity`) that the analyzer wrote new rows of the similarity index, which every gateway's mirror of the
+ * clusters then reads at once (id: how many).
+ */
 export interface PolicyChange {
-  op: 'set' | 'removed';
+  op: 'set' | 'removed' | 'similarity';
   id: string;
 }
 

@@ -42,7 +42,7 @@ export class EventSink {
   readonly emit: Emit = (type, fields) => {
     const e: PosternEvent = {
       type,
-      ts: Date.now(),
+      ts: fields.ts ?? Date.now(),
       ip: fields.ip ?? null,
       conn_id: fields.conn_id ?? null,
       msg_id: fields.msg_id ?? null,

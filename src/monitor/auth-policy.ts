@@ -90,6 +90,36 @@ interface Decision {
   policy?: LivePolicy;
 }
 
+/** What the live policies say of one login, for a login source that is not a proxy (Dovecot here, webmail). */
+export interface LoginJudgement {
+  /** block: a block policy on the address or user; protect: a protected user from an address never seen for it. */
+  action: 'allow' | 'block' | 'protect';
+  /** The policy that refused the login. */
+  policy?: LivePolicy;
+  /** How long a tarpit policy asks to hold an allowed login. */
+  tarpitMs: number;
+}
+
+/**
+ * A login judged as the proxy's login gate judges it: a block refuses; a protect policy on the user refuses an
+ * address it never logged in from; when the known addresses cannot be read the login is allowed (the owner is never
+ * locked out by a store outage).
+ */
+export async function judgeLogin(guard: LoginGuard, log: Logger, ip: string, user: string): Promise<LoginJudgement> {
+  const d = guard.atLogin(ip, user);
+  if (d.refuse) return { action: 'block', policy: d.refuse, tarpitMs: d.tarpitMs };
+  if (d.protect && user) {
+    let admitted = true;
+    try {
+      admitted = await guard.admits(user, ip);
+    } catch (err) {
+      log.warn({ err: (err as Error).message, user, policy: d.protect.id }, 'known login addresses unreadable; this login is allowed as if the user were not protected');
+    }
+    if (!admitted) return { action: 'protect', policy: d.protect, tarpitMs: d.tarpitMs };
+  }
+  return { action: 'allow', tarpitMs: d.tarpitMs };
+}
+
 export const authPolicy: FastifyPluginAsync<AuthPolicyDeps> = async (app, deps) => {
   const { emit, log, policies } = deps;
   if (!policies) throw new Error('monitor.auth_policy needs the live policies; the web server was started without them');
@@ -109,17 +139,8 @@ export const authPolicy: FastifyPluginAsync<AuthPolicyDeps> = async (app, deps) 
 
   /** What the live policies say of a login from `ip` as `user`: the proxy's login guard, answered in Dovecot's terms. */
   async function decide(ip: string, user: string): Promise<Decision> {
-    const d = guard.atLogin(ip, user);
-    if (d.refuse) return { status: -1, msg: REFUSED_MSG, policy: d.refuse };
-    if (d.protect && user) {
-      let admitted = true;
-      try {
-        admitted = await guard.admits(user, ip);
-      } catch (err) {
-        log.warn({ err: (err as Error).message, user, policy: d.protect.id }, 'known login addresses unreadable; this login is allowed as if the user were not protected');
-      }
-      if (!admitted) return { status: -1, msg: REFUSED_MSG, policy: d.protect };
-    }
+    const d = await judgeLogin(guard, log, ip, user);
+    if (d.action === 'block' || d.action === 'protect') return { status: -1, msg: REFUSED_MSG, policy: d.policy };
     // Dovecot counts the tarpit in whole seconds.
     if (d.tarpitMs > 0) return { status: Math.ceil(d.tarpitMs / 1000), msg: 'tarpit' };
     return { status: 0, msg: 'ok' };

@@ -9,6 +9,7 @@ import type { Protocol } from './login-gate.ts';
 import type { ProxySession, SessionContext } from './proxy.ts';
 import { SessionFacts, tlsFacts } from './session.ts';
 import { AuditTrail } from './audit/trail.ts';
+import { sniffProxyHeader, UNTRUSTED_HEADER } from './proxy-protocol.ts';
 
 /** What the session needs of a protocol's command reader. */
 export interface HeldInput {
@@ -55,8 +56,19 @@ export abstract class ClientSession<C extends SessionConfig, P extends SpliceEnd
   protected splice: P | null = null;
   /** The audit trail, when the user who logged in is audited (decided once, at login). */
   audit: AuditTrail | null = null;
+  /** The session's first octets, until they cannot be a PROXY header (one that a trusted balancer sent is gone by now). */
+  private head: Buffer | null = Buffer.alloc(0);
   protected readonly onData = (d: Buffer) => {
     this.facts.bytesIn += d.length;
+    if (this.head) {
+      this.head = Buffer.concat([this.head, d.subarray(0, 16)]).subarray(0, 16);
+      const sniff = sniffProxyHeader(this.head);
+      if (sniff === 'yes') {
+        this.protocolError('proxy_header', UNTRUSTED_HEADER, null);
+        return this.end('proxy_header');
+      }
+      if (sniff === 'no') this.head = null;
+    }
     try {
       this.input().feed(d);
     } catch (err) {

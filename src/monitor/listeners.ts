@@ -3,6 +3,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../core/log.ts';
+import { proxiedAccept, type ProxyProtocolOptions } from './proxy-protocol.ts';
 
 export interface Listening {
   host: string;
@@ -16,15 +17,28 @@ export interface HostPort {
   port: number;
 }
 
+/** monitor.proxy_protocol for a protocol's listeners: a socket whose PROXY header was bad is `refused` with why. */
+export interface ProxyProtocolHook {
+  opts: ProxyProtocolOptions;
+  refused: (socket: net.Socket, detail: string) => void;
+}
+
 export class ProxyListeners {
   private readonly plain: net.Server;
-  private readonly implicit: tls.Server;
+  private readonly implicit: net.Server;
 
-  constructor(name: string, pems: { key: string; cert: string }, accept: (socket: net.Socket) => void, log: Logger) {
-    this.plain = net.createServer(accept);
-    this.implicit = tls.createServer({ key: pems.key, cert: pems.cert }, accept);
-    // A client that fails the TLS handshake never becomes a session; it is not worth more than a debug line.
-    this.implicit.on('tlsClientError', (err) => log.debug({ err: err.message }, `${name} tls handshake failed`));
+  constructor(name: string, pems: { key: string; cert: string }, accept: (socket: net.Socket) => void, log: Logger, proxy?: ProxyProtocolHook) {
+    const pp = proxy?.opts.trusted.length ? proxy : null;
+    this.plain = net.createServer(pp ? proxiedAccept(pp.opts, accept, pp.refused) : accept);
+    if (pp) {
+      // The header comes before the TLS handshake, so the implicit-TLS port is a plain server that runs TLS itself.
+      this.implicit = net.createServer(proxiedAccept(pp.opts, accept, pp.refused, tls.createSecureContext({ key: pems.key, cert: pems.cert })));
+    } else {
+      const implicit = tls.createServer({ key: pems.key, cert: pems.cert }, accept);
+      // A client that fails the TLS handshake never becomes a session; it is not worth more than a debug line.
+      implicit.on('tlsClientError', (err) => log.debug({ err: err.message }, `${name} tls handshake failed`));
+      this.implicit = implicit;
+    }
     for (const srv of [this.plain, this.implicit]) srv.on('error', (err) => log.warn({ err: err.message }, `${name} listener error`));
   }
 

@@ -13,7 +13,7 @@ export interface GateContext {
   log: Logger;
 }
 
-export type Protocol = 'imap' | 'pop3';
+export type Protocol = 'imap' | 'pop3' | 'submission';
 
 export type GateResult =
   /** The client went away while the attempt waited. */

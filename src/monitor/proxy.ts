@@ -3,12 +3,12 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Config } from '../config/schema.ts';
-import type { Emit } from '../core/events.ts';
+import { EVENT_TYPES, type Emit, type EventType } from '../core/events.ts';
 import type { Logger } from '../core/log.ts';
 import type { PolicyTable } from '../policy/live.ts';
 import { LoginGuard } from './guard.ts';
 import type { KnownLogins } from './known-logins.ts';
-import { ProxyListeners, type HostPort, type Listening } from './listeners.ts';
+import { ProxyListeners, type HostPort, type Listening, type ProxyProtocolHook } from './listeners.ts';
 
 export interface ProxyDeps {
   config: Config;
@@ -79,7 +79,7 @@ export class MonitorProxy<C extends GuardedConfig, S extends ProxySession> {
       this.sessions.add(s);
       s.start();
     };
-    this.listeners = new ProxyListeners(protocol.name, deps.tls, accept, deps.log);
+    this.listeners = new ProxyListeners(protocol.name, deps.tls, accept, deps.log, proxyProtocolHook(deps, protocol.name));
   }
 
   listen(plain: HostPort, implicit: HostPort | null): Promise<Listening> {
@@ -95,4 +95,20 @@ export class MonitorProxy<C extends GuardedConfig, S extends ProxySession> {
     }
     await closing;
   }
+}
+
+/**
+ * monitor.proxy_protocol for the listeners of protocol `name` (imap, pop3, …): a trusted balancer's bad or missing
+ * header is that protocol's protocol_error, with the balancer's address.
+ */
+export function proxyProtocolHook(deps: Pick<ProxyDeps, 'config' | 'emit'>, name: string): ProxyProtocolHook {
+  const pp = deps.config.monitor.proxy_protocol;
+  const type = `${name}.protocol_error`;
+  return {
+    opts: { trusted: pp.trusted, headerTimeoutMs: pp.header_timeout_s * 1000 },
+    refused: (socket, detail) => {
+      if (!(type in EVENT_TYPES)) return;
+      deps.emit(type as EventType, { ip: (socket.remoteAddress ?? '').replace(/^::ffff:/i, '') || null, data: { kind: 'proxy_header', detail, logged_in: false } });
+    },
+  };
 }

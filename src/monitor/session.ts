@@ -3,6 +3,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { connId } from '../core/ids.ts';
+import { peerOf } from './proxy-protocol.ts';
 
 export interface TlsFacts {
   version: string | null;
@@ -33,8 +34,10 @@ export class SessionFacts {
   client: Record<string, string> | null = null;
 
   constructor(socket: net.Socket) {
-    this.ip = (socket.remoteAddress ?? '').replace(/^::ffff:/i, '');
-    this.port = socket.remotePort ?? 0;
+    // Behind a trusted load balancer, the client's address from its PROXY header (proxy-protocol.ts).
+    const peer = peerOf(socket);
+    this.ip = peer.address.replace(/^::ffff:/i, '');
+    this.port = peer.port;
     this.tls = tlsFacts(socket);
   }
 

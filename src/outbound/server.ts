@@ -3,6 +3,7 @@
 // 250), the relay sends it on (smarthost or MX), and each message teaches the correspondents it was sent to.
 import net from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { decodeWords } from 'postal-mime';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../core/log.ts';
@@ -62,6 +63,19 @@ export class OutboundListener {
         }),
     });
     this.server.on('error', (err) => deps.log.warn({ err: err.message }, 'outbound listener error'));
+    // Our replies carry their own enhanced code (the REPLY catalogue); smtp-server's table must not put a second
+    // one before it ("550 5.1.1 5.7.1 …"). The gateway's connection class does the same.
+    type Conn = NodeJS.EventEmitter & { send(code: number, data?: string | string[], context?: string | false): void; init(): void };
+    const server = this.server as unknown as { connect(socket: net.Socket, opts: unknown): void; connections: Set<unknown>; _onError(err: Error): void; _onClientConnect(d: unknown): void };
+    server.connect = (socket, opts) => {
+      const conn = new (SMTPConnection as unknown as new (server: SMTPServer, socket: net.Socket, opts: unknown) => Conn)(this.server, socket, opts);
+      const send = conn.send.bind(conn);
+      conn.send = (code, data, context) => send(code, data, typeof data === 'string' && /^[245]\.\d{1,3}\.\d{1,3} /.test(data) ? false : context);
+      server.connections.add(conn);
+      conn.on('error', (err: Error) => server._onError(err));
+      conn.on('connect', (d: unknown) => server._onClientConnect(d));
+      conn.init();
+    };
   }
 
   listen(host: string, port: number): Promise<net.AddressInfo> {

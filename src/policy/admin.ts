@@ -336,11 +336,26 @@ export async function getPolicy(db: Kysely<DB>, id: string, now = Date.now()): P
  */
 export async function listPolicies(
   db: Kysely<DB>,
-  opts: { all?: boolean; target?: string; source?: string; limit?: number } = {},
+  opts: {
+    all?: boolean;
+    target?: string;
+    source?: string;
+    limit?: number;
+    /** Only the expired ones (with `all`). */
+    expired?: boolean;
+    kind?: PolicyTargetKind;
+    action?: PolicyAction;
+    /** Only those listed after this id (ids sort by creation time): the next page. */
+    before?: string;
+  } = {},
   now = Date.now(),
 ): Promise<PolicyRow[]> {
   let q = db.selectFrom('policies').selectAll();
   if (!opts.all) q = q.where((eb) => eb.or([eb('pinned', '=', 1), eb('expires_at', 'is', null), eb('expires_at', '>', now)]));
+  if (opts.expired) q = q.where('pinned', '=', 0).where('expires_at', '<=', now);
+  if (opts.kind) q = q.where('target_kind', '=', opts.kind);
+  if (opts.action) q = q.where('action', '=', opts.action);
+  if (opts.before) q = q.where('id', '<', opts.before);
   if (opts.target) q = q.where('target', '=', opts.target.trim().toLowerCase());
   if (opts.source) {
     const prefix = `${opts.source}:`;

@@ -35,6 +35,8 @@ export interface QuarantineEntry {
 
 export interface QuarantineFilter {
   rcpt?: string;
+  /** Only these recipients (a user account's addresses); an empty list matches nothing. */
+  rcptIn?: readonly string[];
   /** Addresses of one domain: "example.com". */
   domain?: string;
   sender?: string;
@@ -124,6 +126,7 @@ export class QuarantineService {
     const status = f.status ?? 'held';
     if (status !== 'any') q = q.where('status', '=', status);
     if (f.rcpt) q = q.where('rcpt', '=', f.rcpt.toLowerCase());
+    if (f.rcptIn) q = f.rcptIn.length ? q.where('rcpt', 'in', f.rcptIn.map((a) => a.toLowerCase())) : q.where(({ lit }) => lit(false));
     if (f.domain) q = q.where('rcpt', 'like', `%@${f.domain.toLowerCase().replace(/[%_]/g, '')}`);
     if (f.sender) q = q.where('sender', '=', f.sender.toLowerCase());
     if (f.subject) q = q.where(({ fn, eb }) => eb(fn('lower', ['subject']), 'like', `%${f.subject!.toLowerCase().replace(/[%_]/g, '')}%`));
@@ -187,7 +190,7 @@ export class QuarantineService {
           .set({ status: 'released', updated_at: now, last_error: `released by ${actor}` })
           .where('msg_id', '=', r.msg_id)
           .where('rcpt', '=', r.rcpt)
-          .where('status', '=', 'quarantined')
+          .where('status', 'in', ['quarantined', 'pulled_back'])
           .execute();
         return true;
       },

@@ -65,12 +65,15 @@ export class ClusterWatch {
   /** Reads the window, then follows the analyzer's new rows every outbreak.mirror_poll_ms. */
   async start(): Promise<void> {
     await this.poll();
-    this.timer = setInterval(() => {
-      this.polling ??= this.poll()
-        .catch((err: Error) => this.log?.warn({ err: err.message }, 'cluster mirror read failed; trying again'))
-        .finally(() => (this.polling = null));
-    }, this.config.outbreak.mirror_poll_ms);
+    this.timer = setInterval(() => this.kick(), this.config.outbreak.mirror_poll_ms);
     this.timer.unref();
+  }
+
+  /** Reads the new rows now (the analyzer announced them), unless a read is under way. */
+  kick(): void {
+    this.polling ??= this.poll()
+      .catch((err: Error) => this.log?.warn({ err: err.message }, 'cluster mirror read failed; trying again'))
+      .finally(() => (this.polling = null));
   }
 
   stop(): void {

@@ -246,6 +246,37 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .addColumn('subject', 'text')
     .addColumn('updated_at', big, (c) => c.notNull())
     .execute();
+  // The center's accounts, their API tokens and sign-in sessions (center/auth/).
+  await db.schema
+    .createTable('accounts')
+    .ifNotExists()
+    .addColumn('name', 'text', (c) => c.primaryKey())
+    .addColumn('role', 'text', (c) => c.notNull())
+    .addColumn('password_hash', 'text', (c) => c.notNull())
+    .addColumn('addresses', 'text', (c) => c.notNull().defaultTo('[]'))
+    .addColumn('created_at', big, (c) => c.notNull())
+    .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
+  await db.schema
+    .createTable('account_tokens')
+    .ifNotExists()
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('account', 'text', (c) => c.notNull())
+    .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+    .addColumn('label', 'text', (c) => c.notNull())
+    .addColumn('created_at', big, (c) => c.notNull())
+    .addColumn('last_used_at', big)
+    .addColumn('expires_at', big)
+    .execute();
+  await db.schema
+    .createTable('web_sessions')
+    .ifNotExists()
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('account', 'text', (c) => c.notNull())
+    .addColumn('created_at', big, (c) => c.notNull())
+    .addColumn('expires_at', big, (c) => c.notNull())
+    .addColumn('csrf', 'text', (c) => c.notNull())
+    .execute();
   const idx2: [string, keyof DB, string[]][] = [
     ['quarantine_status', 'quarantine', ['status', 'expires_at']],
     ['correspondents_external', 'correspondents', ['external']],
@@ -256,6 +287,11 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     ['similarity_entries_ts', 'similarity_entries', ['ts']],
     ['similarity_entries_cluster', 'similarity_entries', ['cluster']],
     ['clusters_last_seen', 'clusters', ['last_seen']],
+    // The center's message search by time (api-messages.ts) and retention reads.
+    ['messages_received_at', 'messages', ['received_at']],
+    ['account_tokens_account', 'account_tokens', ['account']],
+    ['web_sessions_account', 'web_sessions', ['account']],
+    ['web_sessions_expires', 'web_sessions', ['expires_at']],
   ];
   for (const [name, table, cols] of idx2) {
     await db.schema.createIndex(name).ifNotExists().on(table).columns(cols).execute();

@@ -27,7 +27,10 @@ export interface RecipientsTable {
   action: string;
   /** JSON: Reason[] */
   reasons: string;
-  /** queued | delivered | deferred | bounced | expired | quarantined */
+  /**
+   * queued | delivered | deferred | bounced | expired | quarantined | released | pulled_back (an outbreak's copy
+   * taken back out of the mailbox after delivery, retro/)
+   */
   status: string;
   /** downstream | local | outbound | quarantine */
   route: string;
@@ -239,6 +242,41 @@ export interface ClustersTable {
   updated_at: number;
 }
 
+/** A person who signs in to the center (center/auth/accounts.ts); `postern user` manages them. */
+export interface AccountsTable {
+  name: string;
+  /** admin | auditor | user */
+  role: string;
+  /** argon2id, PHC string. */
+  password_hash: string;
+  /** JSON: string[], the mail addresses whose quarantine a user account sees. */
+  addresses: string;
+  created_at: number;
+  /** 1: no sign-in, no token works. */
+  disabled: number;
+}
+
+/** An account's API token; only its SHA-256 is kept, the token itself is shown once. */
+export interface AccountTokensTable {
+  id: string;
+  account: string;
+  token_hash: string;
+  label: string;
+  created_at: number;
+  last_used_at: number | null;
+  expires_at: number | null;
+}
+
+/** A signed-in browser or client; the id is the SHA-256 of the cookie's value. */
+export interface WebSessionsTable {
+  id: string;
+  account: string;
+  created_at: number;
+  /** Idle expiry, pushed forward as the session is used. */
+  expires_at: number;
+  csrf: string;
+}
+
 export interface DB {
   messages: MessagesTable;
   recipients: RecipientsTable;
@@ -258,4 +296,7 @@ export interface DB {
   mailbox_logins: MailboxLoginsTable;
   similarity_entries: SimilarityEntriesTable;
   clusters: ClustersTable;
+  accounts: AccountsTable;
+  account_tokens: AccountTokensTable;
+  web_sessions: WebSessionsTable;
 }

@@ -248,7 +248,11 @@ export class Analyzer {
     const now = Date.now();
     // What detectors keep in the store (the similarity index's rows) is written first, at every step: the gateways
     // read it to match new copies in line, so it must not wait for the metadata's half second.
-    for (const d of this.detectors) if (d.flush) await busyRetry(() => (d.flush as NonNullable<Detector['flush']>)(this.o.db, now));
+    for (const d of this.detectors) {
+      if (!d.flush) continue;
+      const rows = await busyRetry(() => (d.flush as NonNullable<Detector['flush']>)(this.o.db, now));
+      if (rows) this.o.onPolicy?.({ op: 'similarity', id: String(rows) });
+    }
     while (this.findings.length) {
       await this.write(this.findings[0], now);
       this.findings.shift();

@@ -43,7 +43,8 @@ export interface Detector {
    * writes what it gathered, before the cursor moves past the events it came from.
    */
   load?(db: Kysely<DB>, now: number, log: Logger): Promise<void>;
-  flush?(db: Kysely<DB>, now: number): Promise<void>;
+  /** Returns how many rows the gateways should read now (0 or nothing: none). */
+  flush?(db: Kysely<DB>, now: number): Promise<number | void>;
 }
 
 /** The /24 of an IPv4 address or the /64 of an IPv6 one, as CIDR. */

@@ -8,6 +8,7 @@ import { openStore } from '../store/db.ts';
 import { EventSink } from '../matrix/sink.ts';
 import { Analyzer } from './analyzer.ts';
 import { lead } from './leader.ts';
+import type { PolicyChange } from '../matrix/live.ts';
 
 export interface AnalyzerWorkerData {
   config: Config;
@@ -19,7 +20,7 @@ export interface AnalyzerWorkerData {
 export type ToAnalyzer = { t: 'stop' } | { t: 'stats'; seq: number } | { t: 'drain'; seq: number };
 export type FromAnalyzer =
   | { t: 'ready' }
-  | { t: 'policy'; op: 'set' | 'removed'; id: string }
+  | { t: 'policy'; op: PolicyChange['op']; id: string }
   | { t: 'stats'; seq: number; stats: Analyzer['stats'] }
   | { t: 'stopped' };
 

@@ -6,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from './postern.ts';
-import { findBinary, lmtpBinary } from './services.ts';
+import { findBinary, lmtpBinary, submissionBinary } from './services.ts';
 
 const run = promisify(execFile);
 
@@ -15,6 +15,8 @@ export interface Dovecot {
   pop3Port: number;
   /** Dovecot's LMTP service, when started with `lmtp: true`. */
   lmtpPort?: number;
+  /** Dovecot's submission service, when started with `submission`. */
+  submissionPort?: number;
   dir: string;
   /** Dovecot's log so far. */
   log(): string;
@@ -39,6 +41,8 @@ export interface DovecotOptions {
   lmtp?: boolean;
   /** A master user: `alice@localhost*admin` logs in as alice with admin's password. */
   master?: { user: string; password: string };
+  /** Also run the submission service on a loopback port, relaying what it takes to this SMTP server. */
+  submission?: { relayPort: number; relayHost?: string };
 }
 
 /** The auth policy settings the tests use, as docs/monitor.md shows them. */
@@ -81,6 +85,7 @@ async function startOnce(o: DovecotOptions): Promise<Dovecot> {
   const doveadm = findBinary('doveadm');
   if (!dovecot || !doveadm) throw new Error('dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)');
   if (o.lmtp && !lmtpBinary()) throw new Error("dovecot's LMTP service is not installed (apt-get install dovecot-lmtpd)");
+  if (o.submission && !submissionBinary()) throw new Error("dovecot's submission service is not installed (apt-get install dovecot-submissiond)");
   const dir = tempDir('postern-dovecot-');
   fs.chmodSync(dir, 0o755);
   const mail = path.join(dir, 'mail');
@@ -98,10 +103,11 @@ async function startOnce(o: DovecotOptions): Promise<Dovecot> {
   }
   const [imapPort, pop3Port] = [await freePort(), await freePort()];
   const lmtpPort = o.lmtp ? await freePort() : undefined;
+  const submissionPort = o.submission ? await freePort() : undefined;
   const conf = path.join(dir, 'dovecot.conf');
   fs.writeFileSync(
     conf,
-    `protocols = imap pop3${o.lmtp ? ' lmtp' : ''}
+    `protocols = imap pop3${o.lmtp ? ' lmtp' : ''}${o.submission ? ' submission' : ''}
 listen = 127.0.0.1
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -142,7 +148,7 @@ service pop3-login {
     port = 0
   }
 }
-${lmtpPort ? lmtpLines(lmtpPort) : ''}service anvil {
+${lmtpPort ? lmtpLines(lmtpPort) : ''}${o.submission && submissionPort ? submissionLines(submissionPort, o.submission) : ''}service anvil {
   chroot =
 ${o.noPenalty ? '  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n' : ''}}
 ${o.noPenalty ? 'service auth {\n  user = $default_internal_user\n}\n' : ''}
@@ -163,6 +169,7 @@ ${o.extra ?? ''}
     await waitForPort(imapPort);
     await waitForPort(pop3Port);
     if (lmtpPort) await waitForPort(lmtpPort);
+    if (submissionPort) await waitForPort(submissionPort);
   } catch (err) {
     await run(doveadm, ['-c', conf, 'stop']).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
@@ -172,6 +179,7 @@ ${o.extra ?? ''}
     imapPort,
     pop3Port,
     ...(lmtpPort ? { lmtpPort } : {}),
+    ...(submissionPort ? { submissionPort } : {}),
     dir,
     log: () => (fs.existsSync(path.join(dir, 'dovecot.log')) ? fs.readFileSync(path.join(dir, 'dovecot.log'), 'utf8') : ''),
     async stop() {
@@ -198,6 +206,21 @@ passdb {
 function lmtpLines(port: number): string {
   return `service lmtp {
   inet_listener lmtp {
+    address = 127.0.0.1
+    port = ${port}
+  }
+}
+`;
+}
+
+// Submission (RFC 6409) on TCP: users log in against the same passdb, and what they send goes to the relay host.
+function submissionLines(port: number, s: { relayPort: number; relayHost?: string }): string {
+  return `hostname = dovecot.localhost
+submission_relay_host = ${s.relayHost ?? '127.0.0.1'}
+submission_relay_port = ${s.relayPort}
+submission_relay_trusted = yes
+service submission-login {
+  inet_listener submission {
     address = 127.0.0.1
     port = ${port}
   }

@@ -67,7 +67,7 @@ export async function startTestPostern(toml = '', opts: { dir?: string; store?: 
   const config = parseConfigText(text, 'test.toml');
   const app = await startPostern(
     { config, file: path.join(dir, 'postern.toml'), dataDir: dir },
-    { listen: { host: '127.0.0.1', port: 0 }, outboundListen: { host: '127.0.0.1', port: 0 }, logger: process.env.POSTERN_TEST_LOG ? createLogger('debug') : silentLogger, relayPollMs: 200, checks: opts.checks, webListen: { host: '127.0.0.1', port: 0 }, imapListen: { host: '127.0.0.1', port: 0 }, imapTlsListen: { host: '127.0.0.1', port: 0 }, pop3Listen: { host: '127.0.0.1', port: 0 }, pop3TlsListen: { host: '127.0.0.1', port: 0 } },
+    { listen: { host: '127.0.0.1', port: 0 }, outboundListen: { host: '127.0.0.1', port: 0 }, logger: process.env.POSTERN_TEST_LOG ? createLogger('debug') : silentLogger, relayPollMs: 200, checks: opts.checks, webListen: { host: '127.0.0.1', port: 0 }, imapListen: { host: '127.0.0.1', port: 0 }, imapTlsListen: { host: '127.0.0.1', port: 0 }, pop3Listen: { host: '127.0.0.1', port: 0 }, pop3TlsListen: { host: '127.0.0.1', port: 0 }, submissionListen: { host: '127.0.0.1', port: 0 }, submissionTlsListen: { host: '127.0.0.1', port: 0 } },
   );
   return {
     app,

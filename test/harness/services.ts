@@ -34,6 +34,14 @@ export function lmtpBinary(): string | undefined {
   return ['/usr/lib/dovecot/lmtp', '/usr/libexec/dovecot/lmtp'].find((p) => fs.existsSync(p));
 }
 
+/** Dovecot's submission service (Debian's dovecot-submissiond). */
+export function submissionBinary(): string | undefined {
+  return ['/usr/lib/dovecot/submission', '/usr/libexec/dovecot/submission'].find((p) => fs.existsSync(p));
+}
+
+/** Debian's Chromium, which the browser tests drive through playwright-core (never a downloaded browser). */
+export const CHROMIUM = '/usr/bin/chromium';
+
 const checks: Record<string, () => Promise<string | undefined>> = {
   postgres: async () => (TEST_STORE !== 'postgres' || (await tcpOpen(5432)) ? undefined : 'PostgreSQL is not listening on 127.0.0.1:5432'),
   redis: async () => ((await tcpOpen(6379)) ? undefined : 'Redis is not listening on 127.0.0.1:6379'),
@@ -41,6 +49,8 @@ const checks: Record<string, () => Promise<string | undefined>> = {
   'smtp-sink': async () => (findBinary('smtp-sink') ? undefined : "Postfix's smtp-sink is not installed (apt-get install postfix)"),
   dovecot: async () => (findBinary('dovecot') && findBinary('doveadm') ? undefined : 'Dovecot is not installed (apt-get install dovecot-imapd dovecot-pop3d)'),
   'dovecot-lmtp': async () => (lmtpBinary() ? undefined : "Dovecot's LMTP service is not installed (apt-get install dovecot-lmtpd)"),
+  chromium: async () => (fs.existsSync(CHROMIUM) ? undefined : `Chromium is not installed at ${CHROMIUM} (apt-get install chromium)`),
+  'dovecot-submission': async () => (submissionBinary() ? undefined : "Dovecot's submission service is not installed (apt-get install dovecot-submissiond)"),
 };
 
 /**

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from
 import type { Config } from '../../config/schema.ts';
 import { resolveSecret } from '../../config/load.ts';
 import { WebError } from '../web-error.ts';
+import { csrfOk } from './secrets.ts';
 
 export type Role = 'admin' | 'auditor' | 'user';
 
@@ -17,6 +18,8 @@ export interface Principal {
   role: Role;
   /** A user account's mail addresses: the quarantine and audit data it may read. */
   addresses?: string[];
+  /** A session's CSRF token: every state change made with the session must carry it (auth/secrets.ts csrfOk). */
+  csrf?: string;
 }
 
 declare module 'fastify' {
@@ -60,11 +63,18 @@ export function identify(app: FastifyInstance, identifiers: Identifier[]): void 
   });
 }
 
-/** A preHandler: 401 without a principal, 403 when its role is not one of these. */
+/**
+ * A preHandler: 401 without a principal, 403 when its role is not one of these, and 403 for a state change made with
+ * a session that does not carry the session's CSRF token (bearer tokens are not sent by browsers on their own, so
+ * they need none).
+ */
 export function needRole(...roles: Role[]): preHandlerAsyncHookHandler {
   return async (req) => {
     const p = req.principal;
     if (!p) throw new WebError(401, 'unauthorized', bearer(req) ? 'wrong or expired token' : 'sign in, or send "Authorization: Bearer <token>"');
     if (!roles.includes(p.role)) throw new WebError(403, 'forbidden', `this needs the role ${roles.join(' or ')}; you are ${p.role}`);
+    if (p.kind === 'session' && !csrfOk(req, p.csrf ?? '')) {
+      throw new WebError(403, 'csrf', 'a change made with a sign-in session needs its CSRF token: the "x-csrf-token" header or the "_csrf" form field');
+    }
   };
 }

@@ -20,6 +20,8 @@ function duration(ms: number): string {
 }
 
 function session(d: Record<string, any>, ip: string | null): string {
+  // A webmail's login: the browser's address and user agent (its TLS is the web server's, unknown here).
+  if (d.phase === 'login' && d.protocol === 'webmail') return `webmail login from ${d.ip ?? ip ?? '?'}${d.user_agent ? ` (${d.user_agent})` : ''}`;
   if (d.phase === 'login') {
     const tls = d.tls ? ` (TLS${d.tls.version ? ` ${d.tls.version}` : ''})` : ' (no TLS)';
     const client = d.client?.name ? `, client ${d.client.name}${d.client.version ? ` ${d.client.version}` : ''}` : '';
@@ -28,6 +30,9 @@ function session(d: Record<string, any>, ip: string | null): string {
   const how = d.reason === 'logout' ? 'logout' : `closed (${d.reason})`;
   return `${how} after ${duration(Number(d.duration_ms))}: ${d.commands} commands, ${octets(Number(d.bytes_in))} in, ${octets(Number(d.bytes_out))} out`;
 }
+
+/** The server's reply to a submission command, as the story tells it after the command. */
+const answer = (d: Record<string, any>): string => (d.reply ? `: ${d.reply}` : '');
 
 function command(d: Record<string, any>): string {
   const c = String(d.command);
@@ -60,6 +65,19 @@ function command(d: Record<string, any>): string {
       return `${c} ${d.msg}`;
     case 'TOP':
       return `${c} ${d.msg} ${d.lines}`;
+    case 'MAIL FROM':
+      return `${c} <${d.from}>${answer(d)}`;
+    case 'RCPT TO':
+      return `${c} <${d.to}>${answer(d)}`;
+    case 'DATA':
+      return `${c}${d.size !== undefined ? ` ${octets(Number(d.size))}` : ''}${d.message_id ? `, Message-ID ${d.message_id}` : ''}${answer(d)}`;
+    case 'RSET':
+    case 'QUIT':
+      return `${c}${answer(d)}`;
+    case 'SEND':
+      return `${c} to ${(d.to ?? []).join(', ')}${d.recipients ? ` (${d.recipients} recipients)` : ''}${d.size !== undefined ? `, ${octets(Number(d.size))}` : ''}${d.message_id ? `, Message-ID ${d.message_id}` : ''}`;
+    case 'READ':
+      return `${c}${d.uid !== undefined ? ` UID ${d.uid}` : ''}${where}${d.message_id ? `, Message-ID ${d.message_id}` : ''}`;
     default:
       return c;
   }

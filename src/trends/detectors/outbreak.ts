@@ -118,8 +118,9 @@ export class OutbreakDetector implements Detector {
   }
 
   /** Writes the new rows (merges included) and the changed clusters' summaries; prunes the window now and then. */
-  async flush(db: Kysely<DB>, now: number): Promise<void> {
+  async flush(db: Kysely<DB>, now: number): Promise<number> {
     const store = (this.store ??= new SimilarityStore(db));
+    const written = this.pending.length;
     if (this.pending.length || this.touched.size) {
       const pending = this.pending;
       const touched = this.touched;
@@ -129,7 +130,8 @@ export class OutbreakDetector implements Detector {
         if (merged.length) await tx.deleteFrom('clusters').where('id', 'in', merged).execute();
         for (const [id, subject] of touched) {
           const s = this.index.cluster(id);
-          if (!s || (s.members < 2 && !this.declared.has(id))) continue;
+          // A cluster merged since it was touched is written under the survivor's id (touched too), not its own.
+          if (!s || s.id !== id || (s.members < 2 && !this.declared.has(id))) continue;
           const row = {
             first_seen: s.firstSeen,
             last_seen: s.lastSeen,
@@ -165,5 +167,6 @@ export class OutbreakDetector implements Detector {
       await db.deleteFrom('clusters').where('last_seen', '<', cutoff).execute();
       for (const id of this.declared) if (!this.index.cluster(id)) this.declared.delete(id);
     }
+    return written;
   }
 }

@@ -1,0 +1,260 @@
+// The monitoring center in a real browser (Debian's Chromium through playwright-core) against a running Postern:
+// sign in through the login page, mail sent through the real gateway appearing on the overview, search and a
+// message's story, releasing a quarantined threat, adding and lifting a policy, and a user account that sees only its
+// own quarantine. Writes the screenshots in docs/images/center-*.png.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startTestPostern, until, type TestPostern } from '../harness/postern.ts';
+import { startSink, type Sink } from '../harness/sink.ts';
+import { RawSmtp } from '../harness/smtp-client.ts';
+import { inProcess } from '../harness/cli.ts';
+import { CHROMIUM, missing } from '../harness/services.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const THREATS = path.join(ROOT, 'test/fixtures/threats');
+const IMAGES = path.join(ROOT, 'docs/images');
+const ALICE = 'alice.martin@fabrikam.com';
+const BOB = 'bob.stone@fabrikam.com';
+const PW = { root: 'root password for the center', alice: 'alice password for the center' };
+
+/** Builds ui/dist when it is missing or older than a source file (about a second). */
+function buildUi(): void {
+  const ui = path.join(ROOT, 'ui');
+  const built = path.join(ui, 'dist/index.html');
+  const newest = (dir: string): number =>
+    Math.max(...fs.readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).mtimeMs)));
+  const sources = Math.max(newest(path.join(ui, 'src')), fs.statSync(path.join(ui, 'index.html')).mtimeMs, fs.statSync(path.join(ui, 'vite.config.ts')).mtimeMs);
+  if (fs.existsSync(built) && fs.statSync(built).mtimeMs >= sources) return;
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', ui, '--logLevel', 'warn'], { stdio: 'inherit' });
+}
+
+/** Sends one message over SMTP (dot-stuffed) and returns the queue id from the 250 reply. */
+async function send(port: number, from: string, to: string[], raw: string, helo = 'mail.sender.example'): Promise<string> {
+  const c = await RawSmtp.connect(port);
+  try {
+    expect(await c.reply()).toMatch(/^220 /);
+    expect(await c.cmd(`EHLO ${helo}`)).toMatch(/^250/);
+    expect(await c.cmd(`MAIL FROM:<${from}>`)).toMatch(/^250 /);
+    for (const r of to) expect(await c.cmd(`RCPT TO:<${r}>`)).toMatch(/^250 /);
+    expect(await c.cmd('DATA')).toMatch(/^354 /);
+    const body = raw.replace(/\r?\n/g, '\r\n').replace(/^\./gm, '..');
+    const done = await c.cmd(`${body}${body.endsWith('\r\n') ? '' : '\r\n'}.`);
+    const id = /queued as (\w+)/.exec(done)?.[1];
+    if (!id) throw new Error(`not queued: ${done}`);
+    await c.cmd('QUIT');
+    return id;
+  } finally {
+    c.sock.destroy();
+  }
+}
+
+/** A GET whose body is always read: an unread body keeps its connection busy, and the server's close waits for it. */
+async function httpGet(url: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; text: string }> {
+  const r = await fetch(url, init);
+  return { status: r.status, headers: r.headers, text: await r.text() };
+}
+
+const threat = (file: string) => fs.readFileSync(path.join(THREATS, file), 'latin1');
+const clean = (subject: string, to: string) =>
+  `From: Ann Lee <ann.lee@partner.example>\r\nTo: <${to}>\r\nSubject: ${subject}\r\nDate: ${new Date().toUTCString()}\r\nMessage-ID: <${Math.random().toString(36).slice(2)}@partner.example>\r\n\r\nHello,\r\nthe minutes of Tuesday's meeting are below.\r\n`;
+
+describe.skipIf(await missing('chromium'))('the monitoring center in Chromium', () => {
+  let p: TestPostern;
+  let sink: Sink;
+  let browser: Browser;
+  const errors: string[] = [];
+  const held: Record<string, string> = {};
+
+  beforeAll(async () => {
+    buildUi();
+    sink = await startSink();
+    p = await startTestPostern(
+      `[gateway]\nhostname = "mx.fabrikam.com"\ndomains = ["fabrikam.com"]\n` +
+        `[relay]\nretry_schedule_s = [3600]\n[relay.downstream]\nhost = "127.0.0.1"\nport = ${sink.port}\nprotocol = "smtp"\ntls = "none"\n`,
+    );
+    const cliConfig = path.join(p.dir, 'cli.toml');
+    fs.writeFileSync(cliConfig, `data_dir = ${JSON.stringify(p.dir)}\n`);
+    const pw = (s: string) => {
+      const f = path.join(p.dir, `pw-${Math.random().toString(36).slice(2)}`);
+      fs.writeFileSync(f, `${s}\n`, { mode: 0o600 });
+      return f;
+    };
+    for (const args of [
+      ['user', 'add', 'root', '--role', 'admin', '--password-file', pw(PW.root)],
+      ['user', 'add', 'alice', '--role', 'user', '--address', ALICE, '--password-file', pw(PW.alice)],
+    ]) {
+      const r = await inProcess([...args, '--config', cliConfig]);
+      expect(r.code, r.stderr).toBe(0);
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    fs.mkdirSync(IMAGES, { recursive: true });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await p?.close();
+    await sink?.close();
+  });
+
+  async function open(): Promise<{ ctx: BrowserContext; page: Page }> {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
+    const page = await ctx.newPage();
+    // A CSP violation or a script error shows up here; the pages must have none. The one 401 expected is the
+    // session check before signing in.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !(m.text().includes('status of 401') && m.location().url.endsWith('/api/v1/session'))) errors.push(`${m.text()} (${m.location().url})`);
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    return { ctx, page };
+  }
+
+  async function signIn(page: Page, name: string, password: string): Promise<void> {
+    await page.goto(`${p.webUrl}/ui/`);
+    await page.getByLabel('Name').fill(name);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('header .who').getByText(name).waitFor();
+  }
+
+  const shot = (page: Page, name: string, fullPage = false) => page.screenshot({ path: path.join(IMAGES, `center-${name}.png`), fullPage });
+
+  it('serves the app under its own CSP, with hashed assets cached and the index never', async () => {
+    const index = await httpGet(`${p.webUrl}/ui/messages/anything`);
+    expect(index.status).toBe(200);
+    expect(index.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(index.headers.get('content-security-policy')).toContain("connect-src 'self'");
+    expect(index.headers.get('cache-control')).toBe('no-store');
+    const html = index.text;
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+    const asset = /src="(\/ui\/assets\/[^"]+\.js)"/.exec(html)![1];
+    const js = await httpGet(`${p.webUrl}${asset}`);
+    expect([js.status, js.headers.get('content-type'), js.headers.get('cache-control')]).toEqual([200, 'text/javascript; charset=utf-8', 'public, max-age=31536000, immutable']);
+    expect((await httpGet(`${p.webUrl}/ui/assets/missing.js`)).status).toBe(404);
+    // The recipients' pages keep their script-free policy; "/" without a session still goes to them.
+    expect((await httpGet(`${p.webUrl}/quarantine`)).headers.get('content-security-policy')).toMatch(/^default-src 'none'; style-src 'self'; img-src 'self';/);
+    expect((await httpGet(`${p.webUrl}/`, { redirect: 'manual' })).headers.get('location')).toBe('/quarantine');
+  });
+
+  it('signs an admin in, shows new mail on the overview, searches it and opens its story', async () => {
+    const { ctx, page } = await open();
+    await signIn(page, 'root', PW.root);
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    // Mail sent after the page opened appears without a reload (the event stream or the poll).
+    await send(p.port, 'ann.lee@partner.example', [ALICE], clean('Minutes of Tuesday', ALICE));
+    await send(p.port, 'ann.lee@partner.example', [BOB], clean('Agenda for Friday', BOB));
+    for (const [file, rcpt] of [['exe-in-zip.eml', ALICE], ['macro-doc.eml', ALICE], ['iso-image.eml', BOB]] as const) {
+      const raw = threat(file);
+      const from = /^From:.*<([^>]+)>/m.exec(raw)![1];
+      const id = await send(p.port, from, [rcpt], raw, /\bby (\S+)/.exec(raw)![1]);
+      held[file] = `${id}.${rcpt}`;
+    }
+    for (const id of Object.values(held)) await until(async () => (await p.app.quarantine.get(id))?.status === 'held', 10_000, `${id} held`);
+    const latest = page.locator('table.latest-messages');
+    await latest.getByText('Minutes of Tuesday').waitFor({ timeout: 20_000 });
+    await latest.getByText('DHL Shipment 7731440982').waitFor({ timeout: 20_000 });
+    // Three held, one per threat; the clean two accepted.
+    await page.locator('[data-total="quarantine"]', { hasText: /^3$/ }).waitFor({ timeout: 20_000 });
+    await page.locator('[data-total="accept"]', { hasText: /^2$/ }).waitFor({ timeout: 20_000 });
+    await page.locator('.chart canvas').first().waitFor();
+    await shot(page, 'overview');
+
+    // A session on "/" goes to the center.
+    const root = await page.request.get(`${p.webUrl}/`, { maxRedirects: 0 });
+    expect(root.headers().location).toBe('/ui/');
+
+    await page.locator('header nav').getByRole('link', { name: 'Messages' }).click();
+    await page.getByLabel('Subject contains').fill('dhl');
+    await page.getByRole('button', { name: 'Search' }).click();
+    const rows = page.locator('table.messages tbody tr');
+    await rows.first().getByText('DHL Shipment').waitFor();
+    expect(await rows.count()).toBe(1);
+    expect(new URL(page.url()).search).toBe('?subject=dhl');
+    await page.getByLabel('Subject contains').fill('');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.locator('table.messages tbody tr').nth(4).waitFor();
+    expect(await page.locator('table.messages tbody tr').count()).toBe(5);
+    await shot(page, 'messages');
+
+    await page.locator('table.messages').getByRole('link', { name: /DHL Shipment/ }).click();
+    await page.getByRole('heading', { name: /DHL Shipment 7731440982/ }).waitFor();
+    const symbols = page.locator('table.symbols');
+    await symbols.getByText('ATT_EXECUTABLE', { exact: true }).waitFor();
+    await page.locator('table.recipients').getByText(ALICE).waitFor();
+    expect(await page.locator('table.recipients .badge').first().textContent()).toBe('quarantine');
+    expect(await page.locator('table.copies .badge').first().textContent()).toBe('held');
+    await shot(page, 'message', true);
+    await ctx.close();
+  });
+
+  it('releases a quarantined threat from the quarantine page', async () => {
+    const { ctx, page } = await open();
+    await signIn(page, 'root', PW.root);
+    await page.locator('header nav').getByRole('link', { name: 'Quarantine' }).click();
+    const rows = page.locator('table.quarantine tbody tr');
+    await rows.nth(2).waitFor();
+    expect(await rows.count()).toBe(3);
+    await shot(page, 'quarantine');
+    const id = held['exe-in-zip.eml'];
+    await page.locator(`tr[data-id="${id}"]`).getByRole('button', { name: 'Release' }).click();
+    await page.getByRole('status').getByText(/^Released: .*DHL Shipment/).waitFor();
+    await until(() => rows.count().then((n) => n === 2), 5000, 'the released entry to leave the held list');
+    expect((await p.app.quarantine.get(id))!).toMatchObject({ status: 'released', acted_by: 'admin:root' });
+    await until(() => sink.messages.some((m) => m.raw.toString('latin1').includes('DHL Shipment 7731440982')), 10_000, 'the released copy downstream');
+    expect(sink.messages.find((m) => m.raw.toString('latin1').includes('DHL Shipment 7731440982'))!.to).toEqual([ALICE]);
+    await ctx.close();
+  });
+
+  it('adds and lifts a policy, and lists clusters', async () => {
+    const { ctx, page } = await open();
+    await signIn(page, 'root', PW.root);
+    await page.locator('header nav').getByRole('link', { name: 'Policies' }).click();
+    await page.getByLabel('Target').fill('192.0.2.77');
+    await page.getByLabel('Hours').fill('24');
+    await page.getByLabel('Reason').fill('probing our recipients');
+    await page.getByRole('button', { name: 'Add policy' }).click();
+    await page.getByRole('status').getByText(/^Added P\w+: block ip 192\.0\.2\.77/).waitFor();
+    const row = page.locator('table.policies tbody tr', { hasText: '192.0.2.77' });
+    await row.waitFor();
+    const pid = await row.getAttribute('data-id');
+    expect(await p.app.store.db.selectFrom('policies').select(['target', 'action', 'source']).where('id', '=', pid!).executeTakeFirst()).toEqual({ target: '192.0.2.77', action: 'block', source: 'admin' });
+    await shot(page, 'policies');
+    await row.getByRole('button', { name: 'Lift' }).click();
+    await page.getByRole('status').getByText(`Lifted ${pid}`).waitFor();
+    await row.waitFor({ state: 'detached' });
+    expect(await p.app.store.db.selectFrom('policies').select('id').where('id', '=', pid!).executeTakeFirst()).toBeUndefined();
+
+    await page.locator('header nav').getByRole('link', { name: 'Clusters' }).click();
+    await page.getByRole('heading', { name: 'Clusters' }).waitFor();
+    await page.locator('main').getByText(/No clusters|Cluster/).first().waitFor();
+    await ctx.close();
+  });
+
+  it('shows a user account only its own quarantine', async () => {
+    const { ctx, page } = await open();
+    await signIn(page, 'alice', PW.alice);
+    // A user lands on the quarantine and has no other page.
+    await page.getByRole('heading', { name: 'Quarantine' }).waitFor();
+    expect(await page.locator('header nav a').allTextContents()).toEqual(['Quarantine']);
+    const rows = page.locator('table.quarantine tbody tr');
+    await rows.first().waitFor();
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().getAttribute('data-id')).toBe(held['macro-doc.eml']);
+    await page.getByLabel('Status').selectOption('any');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await rows.nth(1).waitFor();
+    expect(await rows.count()).toBe(2);
+    expect(await page.locator('table.quarantine tbody td:nth-child(2)').allTextContents()).toEqual([ALICE, ALICE]);
+    expect(await page.locator('main').textContent()).not.toContain(BOB);
+    await shot(page, 'user-quarantine');
+    // The staff pages are not reachable by typing their address either.
+    await page.goto(`${p.webUrl}/ui/messages`);
+    await page.getByText('This page is for admins and auditors').waitFor();
+    await ctx.close();
+  });
+
+  it('raised no script error or CSP violation on any page', () => {
+    expect(errors).toEqual([]);
+  });
+});

@@ -1,0 +1,144 @@
+// Messages: a search form (kept in the address, so a search can be linked), the matching messages newest first,
+// and more pages by cursor.
+import { useEffect, useState } from 'preact/hooks';
+import { get, qs } from '../api.ts';
+import { Badge, Empty, ErrorNote, Score, Time, worst } from '../components.tsx';
+import { navigate, useLocation } from '../router.ts';
+import type { MessageItem, Page } from '../types.ts';
+
+const FIELDS = ['sender', 'recipient', 'subject', 'ip', 'action', 'status', 'period'] as const;
+type Field = (typeof FIELDS)[number];
+const PERIODS: Record<string, number> = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000, '30d': 30 * 86_400_000 };
+const ACTIONS = ['accept', 'tag', 'quarantine', 'redirect', 'defer', 'reject'];
+const STATUSES = ['queued', 'delivered', 'deferred', 'bounced', 'expired', 'quarantined'];
+
+function apiQuery(f: Record<Field, string>, cursor?: string | null) {
+  const since = PERIODS[f.period] ? Date.now() - PERIODS[f.period] : undefined;
+  return qs({ sender: f.sender, recipient: f.recipient, subject: f.subject, ip: f.ip, action: f.action, status: f.status, since, limit: 50, cursor });
+}
+
+export function Messages() {
+  const loc = useLocation();
+  const fromUrl = () => Object.fromEntries(FIELDS.map((k) => [k, loc.query.get(k) ?? ''])) as Record<Field, string>;
+  const [form, setForm] = useState(fromUrl);
+  const [items, setItems] = useState<MessageItem[]>();
+  const [next, setNext] = useState<string | null>(null);
+  const [error, setError] = useState<unknown>();
+  const search = loc.query.toString();
+
+  useEffect(() => {
+    const f = fromUrl();
+    setForm(f);
+    setError(undefined);
+    get<Page<MessageItem>>(`/api/v1/messages${apiQuery(f)}`).then(
+      (p) => {
+        setItems(p.items);
+        setNext(p.next_cursor);
+      },
+      (e) => setError(e),
+    );
+  }, [search]);
+
+  async function more() {
+    try {
+      const p = await get<Page<MessageItem>>(`/api/v1/messages${apiQuery(fromUrl(), next)}`);
+      setItems([...(items ?? []), ...p.items]);
+      setNext(p.next_cursor);
+    } catch (e) {
+      setError(e);
+    }
+  }
+
+  const set = (k: Field) => (e: Event) => setForm({ ...form, [k]: (e.currentTarget as HTMLInputElement).value });
+  const submit = (e: Event) => {
+    e.preventDefault();
+    navigate(`/messages${qs(form)}`);
+  };
+  const text = (k: Field, label: string, ph: string) => (
+    <label>
+      {label}
+      <input name={k} value={form[k]} placeholder={ph} onInput={set(k)} />
+    </label>
+  );
+  const pick = (k: Field, label: string, options: string[], any = 'any') => (
+    <label>
+      {label}
+      <select name={k} value={form[k]} onChange={set(k)}>
+        <option value="">{any}</option>
+        {options.map((o) => (
+          <option key={o} value={o}>
+            {o}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+
+  return (
+    <div>
+      <h1>Messages</h1>
+      <form class="search" onSubmit={submit}>
+        {text('sender', 'Sender', 'ann@example.com or @example.com')}
+        {text('recipient', 'Recipient', 'bob@example.org')}
+        {text('subject', 'Subject contains', 'invoice')}
+        {text('ip', 'Client IP', '192.0.2.1')}
+        {pick('action', 'Action', ACTIONS)}
+        {pick('status', 'Status', STATUSES)}
+        {pick('period', 'Received', Object.keys(PERIODS), 'any time')}
+        <button type="submit">Search</button>
+      </form>
+      {error !== undefined && <ErrorNote error={error} what="messages" />}
+      {items === undefined && error === undefined && <p class="note">Loading…</p>}
+      {items?.length === 0 && <Empty>No message matches.</Empty>}
+      {items && items.length > 0 && (
+        <table class="messages">
+          <thead>
+            <tr>
+              <th>Received</th>
+              <th>From</th>
+              <th>Recipients</th>
+              <th>Subject</th>
+              <th>Action</th>
+              <th class="num">Score</th>
+              <th>Client</th>
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((m) => (
+              <tr key={m.id}>
+                <td>
+                  <Time ms={m.received_at} />
+                </td>
+                <td class="addr">{m.mail_from || '<>'}</td>
+                <td class="addr">
+                  {m.recipients.map((r) => (
+                    <div key={r.rcpt}>
+                      {r.rcpt} <span class="muted">{r.status}</span>
+                    </div>
+                  ))}
+                </td>
+                <td>
+                  <a href={`/ui/messages/${encodeURIComponent(m.id)}`}>{m.subject ?? '(no subject)'}</a>
+                </td>
+                <td>
+                  <Badge text={worst(m.recipients.map((r) => r.action))} />
+                </td>
+                <td class="num">
+                  <Score n={m.score} />
+                </td>
+                <td>{m.client_ip ?? '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {next && (
+        <p>
+          <button type="button" onClick={more}>
+            More
+          </button>
+        </p>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,136 @@
+// The shapes the center's API answers with, as far as the pages read them.
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+  limit: number;
+}
+
+export interface EventRow {
+  id: number;
+  ts: number;
+  type: string;
+  ip: string | null;
+  conn_id: string | null;
+  msg_id: string | null;
+  data: Record<string, unknown>;
+}
+
+export interface MessageItem {
+  id: string;
+  message_id: string | null;
+  received_at: number;
+  conn_id: string | null;
+  client_ip: string | null;
+  helo: string | null;
+  mail_from: string;
+  subject: string | null;
+  size: number;
+  score: number;
+  status: string;
+  recipients: { rcpt: string; action: string; status: string; deliver_to: string }[];
+}
+
+export interface SymbolHit {
+  name: string;
+  check?: string;
+  score: number;
+  weight?: number;
+  detail?: string[] | string;
+}
+
+export interface StoryRecipient {
+  rcpt: string;
+  action: string;
+  status: string;
+  route?: string;
+  deliver_to?: string;
+  attempts?: number;
+  last_error?: string | null;
+  reasons?: unknown[];
+  policies: string[];
+}
+
+export interface Story {
+  id: string | null;
+  refused: boolean;
+  message?: Record<string, unknown> & Partial<MessageItem>;
+  connection: { conn_id: string | null; ip: string | null; helo: string | null; events: EventRow[] };
+  symbols?: SymbolHit[];
+  verdict?: unknown;
+  recipients?: StoryRecipient[];
+  deliveries?: EventRow[];
+  quarantine?: { copies: QuarantineEntry[]; actions: EventRow[] };
+  retro?: EventRow[];
+  policies?: PolicyRow[];
+  events: EventRow[];
+}
+
+export interface QuarantineEntry {
+  id: string;
+  msg_id: string;
+  rcpt: string;
+  sender: string;
+  subject: string | null;
+  reason: string;
+  score: number;
+  symbols: { name: string; score: number; detail?: string }[];
+  size: number;
+  created_at: number;
+  expires_at: number;
+  status: string;
+  acted_at: number | null;
+  acted_by: string | null;
+}
+
+export interface PolicyRow {
+  id: string;
+  target_kind: string;
+  target: string;
+  action: string;
+  params: Record<string, unknown>;
+  reason: string;
+  evidence: Record<string, unknown>;
+  created_at: number;
+  expires_at: number | null;
+  pinned: boolean;
+  source: string;
+  state: 'active' | 'expired';
+}
+
+export interface ClusterSummary {
+  id: number;
+  first_seen: number;
+  last_seen: number;
+  members: number;
+  ips: number;
+  sender_domains: number;
+  recipients: number;
+  suspicious: number;
+  state: string;
+  declared_at: number | null;
+  declared_by: string | null;
+  subject: string | null;
+  updated_at: number;
+  verdict: string | null;
+  policy: string | null;
+}
+
+export interface ClusterDetail {
+  cluster: ClusterSummary;
+  policies: PolicyRow[];
+  members: {
+    id: string;
+    ts: number;
+    ip: string | null;
+    sender: string | null;
+    subject: string | null;
+    message_id: string | null;
+    suspicious: boolean;
+    recipients: { rcpt: string; action: string; status: string; route: string; retro: EventRow | null }[];
+    forwarded: string[];
+  }[];
+  membersTotal: number;
+  events: EventRow[];
+  forwardedTo: string[];
+}
