@@ -99,6 +99,8 @@ enabled = false
 # Durability only: the analyzer (its own tests cover it, restarts included) would add a thread to every restart.
 [trends]
 enabled = false
+[outbreak]
+enabled = false
 [log]
 level = "warn"
 `,
