@@ -246,18 +246,23 @@ export class Analyzer {
    */
   private async save(force = false): Promise<void> {
     const now = Date.now();
-    // What detectors keep in the store (the similarity index's rows) is written first, at every step: the gateways
-    // read it to match new copies in line, so it must not wait for the metadata's half second.
-    for (const d of this.detectors) {
-      if (!d.flush) continue;
-      const rows = await busyRetry(() => (d.flush as NonNullable<Detector['flush']>)(this.o.db, now));
-      if (rows) this.o.onPolicy?.({ op: 'similarity', id: String(rows) });
+    const due = force || this.logins.full || performance.now() - this.savedAt >= this.metadataMs;
+    // What detectors keep in the store (the similarity index's rows) goes with the metadata, before the cursor, and
+    // before any finding, so that a cluster policy never names rows not yet written. Each gateway counts its own
+    // copies until its mirror has the rows, so the half second costs nothing in line; a write per step would
+    // contend with the gateways for SQLite's lock.
+    if (due || this.findings.length) {
+      for (const d of this.detectors) {
+        if (!d.flush) continue;
+        const rows = await busyRetry(() => (d.flush as NonNullable<Detector['flush']>)(this.o.db, now));
+        if (rows) this.o.onPolicy?.({ op: 'similarity', id: String(rows) });
+      }
     }
     while (this.findings.length) {
       await this.write(this.findings[0], now);
       this.findings.shift();
     }
-    if (!this.unsaved || (!force && !this.logins.full && performance.now() - this.savedAt < this.metadataMs)) return;
+    if (!this.unsaved || !due) return;
     // Known login addresses first: a crash before the cursor is stored replays their logins, which only recounts.
     if (this.logins.size) await busyRetry(() => this.logins.flush(this.o.db));
     const cursor = { id: this.stats.cursor, now };
