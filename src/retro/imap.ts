@@ -1,7 +1,11 @@
 // Pull-back of copies already delivered: log in to the downstream IMAP server as the mailbox user through a master
 // user, find the copies by Message-ID, fetch the first (Postern keeps it), then move them to a folder or delete them.
 // One connection per user, closed on every path; the whole of it bounded by timeout_ms.
-import { ImapFlow } from 'imapflow';
+import type { ImapFlow as ImapFlowClient } from 'imapflow';
+
+/** Loaded on the first pull-back: most processes never pull anything back, and imapflow is slow to load. */
+let loaded: Promise<typeof import('imapflow')> | undefined;
+const imapflow = () => (loaded ??= import('imapflow'));
 import type { Config } from '../config/schema.ts';
 import { resolveSecret } from '../config/load.ts';
 import type { Logger } from '../core/log.ts';
@@ -66,7 +70,8 @@ export async function pullBackMany(
   const keep = (o: { err?: ServerError }) => {
     if (o?.err) lastWarning = o.err;
   };
-  const client = new ImapFlow({
+  const { ImapFlow } = await imapflow();
+  const client: ImapFlowClient = new ImapFlow({
     host: conf.host,
     port: conf.port,
     secure: conf.tls === 'implicit',

@@ -2,7 +2,7 @@
 // the exact bytes go to a running gateway, and each test checks the replies on the wire, what was stored and
 // what reached the downstream, the event recorded for it, that no half-written spool file is left, and that
 // the gateway still takes a normal message afterwards. S-09, C-13 and T-05 (relay direction) are in
-// relay-wire.test.ts.
+// relay-wire.sqlite-only.test.ts.
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { until } from '../harness/postern.ts';

@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freshPgSchema, tempDir, TEST_STORE } from '../harness/postern.ts';
-import { cli, writeFile } from '../harness/child.ts';
+import { writeFile } from '../harness/child.ts';
+import { inProcess } from '../harness/cli.ts';
 import { openStore, type StoreDb } from '../../src/store/db.ts';
 import { Upkeep, type RetentionSettings } from '../../src/store/upkeep.ts';
 import { silentLogger } from '../../src/core/log.ts';
@@ -117,14 +118,14 @@ describe(`store upkeep (${TEST_STORE})`, () => {
       await s.close();
     }
     const conf = writeFile(path.join(dir, 'postern.toml'), `data_dir = "."\n[store]\nurl = ${JSON.stringify(url)}\nevent_retention_days = 90\nevent_retention_by_type = {}\n`);
-    const kept = await cli(['store', 'purge', '--config', conf, '--json'], dir);
+    const kept = await inProcess(['store', 'purge', '--config', conf, '--json']);
     expect(kept.code, kept.stderr).toBe(0);
     expect(JSON.parse(kept.stdout)).toMatchObject({ older_than_days: 90, events: 0, messages: 0, recipients: 0 });
-    const r = await cli(['store', 'purge', '--config', conf, '--older-than-days', '3'], dir);
+    const r = await inProcess(['store', 'purge', '--config', conf, '--older-than-days', '3']);
     expect(r.code, r.stderr).toBe(0);
     // NEWDONE (5 days) goes too at 3 days; the events of 0, 1 and 2 days ago stay.
     expect(r.stdout).toContain('older than 3 day(s): 4500 event(s), 2 message(s) and 2 recipient row(s) deleted');
-    const bad = await cli(['store', 'purge', '--config', conf, '--older-than-days', 'soon'], dir);
+    const bad = await inProcess(['store', 'purge', '--config', conf, '--older-than-days', 'soon']);
     expect(bad.code).toBe(64);
     expect(bad.stderr).toContain('--older-than-days must be a number of days');
   }, 120_000);
@@ -250,19 +251,19 @@ describe(`store upkeep (${TEST_STORE})`, () => {
       await s.close();
     }
     const conf = writeFile(path.join(dir, 'postern.toml'), `data_dir = "."\n[store]\nurl = ${JSON.stringify(url)}\nevent_retention_by_type = { "smtp.connect" = 7, relay = 14 }\n`);
-    const r = await cli(['store', 'purge', '--config', conf], dir);
+    const r = await inProcess(['store', 'purge', '--config', conf]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('smtp.connect, older than 7 day(s): 4500 event(s)');
     expect(r.stdout).toContain('relay, older than 14 day(s): 0 event(s)');
     expect(r.stdout).toContain('other events, older than 30 day(s): 0 event(s)');
     expect(r.stdout).toContain('older than 30 day(s): 4500 event(s), 1 message(s) and 1 recipient row(s) deleted');
-    const listed = await cli(['store', 'rollups', '--config', conf, '--type', 'smtp', '--json'], dir);
+    const listed = await inProcess(['store', 'rollups', '--config', conf, '--type', 'smtp', '--json']);
     expect(listed.code, listed.stderr).toBe(0);
     const rows = JSON.parse(listed.stdout) as { hour: number; type: string; count: number; ips: number }[];
     expect(rows.reduce((n, x) => n + x.count, 0)).toBe(4500);
     expect(new Set(rows.map((x) => x.type))).toEqual(new Set(['smtp.connect']));
     expect(rows.every((x) => x.ips === 1 && x.hour % HOUR === 0 && x.hour <= now - 31 * DAY)).toBe(true);
-    const none = await cli(['store', 'rollups', '--config', conf, '--since', '24h'], dir);
+    const none = await inProcess(['store', 'rollups', '--config', conf, '--since', '24h']);
     expect(none.code, none.stderr).toBe(0);
     expect(none.stdout.trim()).toBe('no roll-ups');
   }, 120_000);

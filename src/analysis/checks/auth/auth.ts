@@ -4,7 +4,14 @@
 import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { addressParser } from 'postal-mime';
-import { arc, dkimVerify, dmarc, spf, type ARCResult, type DKIMResult, type DKIMVerifyResult, type DMARCResult, type SPFResult } from 'mailauth';
+import type { ARCResult, DKIMResult, DKIMVerifyResult, DMARCResult, SPFResult } from 'mailauth';
+
+/**
+ * mailauth is loaded on the first message that needs it, not with the registry: it takes about half a second to
+ * load, which every process and every test that never checks a message would pay.
+ */
+let loaded: Promise<typeof import('mailauth')> | undefined;
+const mailauth = () => (loaded ??= import('mailauth'));
 import { defineCheck } from '../../check.ts';
 import { resolverFor, type RunState } from './resolver.ts';
 
@@ -228,6 +235,7 @@ export const auth = defineCheck({
     const raw = signatures > o.max_dkim_signatures || message.headersTruncated ? capDkimSignatures(message.raw, message.headerBytes, o.max_dkim_signatures) : message.raw;
 
     const signedOrSealed = message.headersTruncated || message.headers.some((h) => h.name === 'dkim-signature' || h.name.startsWith('arc-'));
+    const { arc, dkimVerify, dmarc, spf } = await mailauth();
     const [dkimOut, spfR] = await Promise.all([
       signedOrSealed
         ? (dkimVerify(raw, { resolver, sender: sender ?? '', minBitLength: o.min_key_bits, curTime: new Date(ctx.now()) }).catch(() => undefined) as Promise<
