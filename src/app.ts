@@ -38,6 +38,7 @@ import { ImapProxy } from './monitor/imap/proxy.ts';
 import { Pop3Proxy } from './monitor/pop3/proxy.ts';
 import { SubmissionProxy } from './monitor/submission/proxy.ts';
 import { KnownLogins } from './monitor/known-logins.ts';
+import { AuditedUsers } from './monitor/audit/users.ts';
 import { purgeKnownLogins } from './trends/known-logins.ts';
 import { ClusterWatch } from './similarity/watch.ts';
 import { parseLimitsOf } from './analysis/mime-scan.ts';
@@ -164,9 +165,18 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   policies.watch(1000);
   const liveLog = log.child({ component: 'matrix' });
   const live = await openLive(config, { onError: (err) => liveLog.warn({ err: err.message }, 'live counters or policy bus failing; counting as zero') });
+  // Who is audited: monitor.audit.users and the table the center and `postern audit users` change, re-read every
+  // 5 s and at once when a change is announced.
+  const audited = new AuditedUsers(store.db, config.monitor.audit.users, (err) => liveLog.warn({ err: err.message }, 'audited users reload failed'));
+  await audited.load();
+  audited.watch(5_000);
   // The gateway's mirror of the clusters (made below) reads the analyzer's new rows when they are announced.
   let watch: ClusterWatch | undefined;
   live.bus.subscribe((change) => {
+    if (change.op === 'audit') {
+      audited.load().catch((err: Error) => liveLog.warn({ err: err.message }, 'audited users reload failed'));
+      return;
+    }
     if (change.op === 'similarity') {
       watch?.kick();
       opts.onPolicyChange?.('similarity');
@@ -273,7 +283,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     });
     retro.start();
     // A new cluster policy is swept at once (after the policy table has read it), not at the next second.
-    live.bus.subscribe((change) => change.op !== 'similarity' && setTimeout(() => retro?.kick(), 200).unref());
+    live.bus.subscribe((change) => change.op !== 'similarity' && change.op !== 'audit' && setTimeout(() => retro?.kick(), 200).unref());
   }
   const signer = linkSigner(dataDir, resolveSecret(config.quarantine.link_secret), config.quarantine.link_secret_previous);
   // The addresses mailbox users logged in from, for protect policies: the proxies' and Dovecot's auth policy requests.
@@ -284,6 +294,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   if (roles.relay && config.web.enabled) {
     web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen, policies, known,
       sink,
+      audited,
       analyzer: analyzer ?? undefined,
       announce: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, 'policy change not announced; nodes read it within a second')),
     });
@@ -345,6 +356,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     await relay?.stop();
     await live.close();
     policies.stop();
+    audited.stop();
     bayes.stop();
     await sink.flush();
     await store.close();
@@ -384,7 +396,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   log.info({ smtp: `${addr.address}:${addr.port}`, data_dir: dataDir, store: store.dialect, downstream: config.relay.downstream?.host ?? 'maildir' }, 'postern started');
   // The mailbox protocols' proxies in front of the mail server (monitor/), each when enabled.
   const mlog = log.child({ component: 'monitor' });
-  const proxyDeps = { config, policies, emit, log: mlog, tls, known };
+  const proxyDeps = { config, policies, emit, log: mlog, tls, known, audited };
   const startProxy = async (
     name: 'imap' | 'pop3' | 'submission',
     proxy: MailboxProxy,

@@ -49,6 +49,8 @@ commands:
   trends status [--limit N] [--json]     the trend analyzer: how far behind, recent findings, its policies
   audit <user> [--since 24h|ISO] [--session ID] [--json|--csv]
                                          the audit trail of a mailbox user in monitor.audit.users, session by session
+  audit users list|add PATTERN|remove PATTERN
+                                         the audited mailbox users besides monitor.audit.users (address, *@domain, *)
   simulate harvest|harvest-distributed|flood [--wait-lift S] [--json]
                                          replay an attack against a running gateway, with legitimate mail beside it
   simulate brute-force|brute-force-distributed|spraying --user U --password P [--json]

@@ -1,12 +1,15 @@
 // The audit API, GET /api/v1/audit: the trail `postern audit` prints (monitor.audit.users), read by the same
 // function, as JSON (default), CSV or the story's text. Admins (web.api_token) and auditors read every user's; a
-// user account only its own addresses'.
+// user account only its own addresses'. Under /users, who is audited: the config's patterns and those admins add
+// and remove here (as `postern audit users` does), each change recorded and announced on the policy bus.
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { auditCsv, auditJson, auditTrail, MAX_EVENTS, sinceTime } from '../cli/audit.ts';
 import { UsageError } from '../cli/policies.ts';
 import { renderStory } from '../monitor/audit/story.ts';
-import { allow, mayRead } from './auth/access.ts';
+import { addAuditUser, auditPattern, AuditPatternError, listAuditUsers, removeAuditUser } from '../monitor/audit/users.ts';
+import { actorOf, allow, mayRead } from './auth/access.ts';
+import { parse } from './api-query.ts';
 import type { WebDeps } from './server.ts';
 import { WebError } from './web-error.ts';
 
@@ -17,8 +20,57 @@ const Query = z.strictObject({
   format: z.enum(['json', 'csv', 'text']).default('json'),
 });
 
+export const AuditUserBody = z.strictObject({ pattern: z.string().max(320).describe('An address, *@domain or * (lower-cased).') });
+export const AuditUserParams = z.strictObject({ pattern: z.string().min(1).max(320).describe('The pattern, URL-encoded.') });
+
+/** The pattern of a body or path, checked; a bad one is a 400 naming where it came from. */
+function checked(text: string, where: string): string {
+  try {
+    return auditPattern(text);
+  } catch (err) {
+    if (err instanceof AuditPatternError) throw new WebError(400, 'bad_request', `${where}: ${err.message}`);
+    throw err;
+  }
+}
+
 export const auditApi: FastifyPluginAsync<WebDeps> = async (app, deps) => {
   const read = { preHandler: allow(deps.config, 'admin', 'auditor', 'user') };
+  const staff = { preHandler: allow(deps.config, 'admin', 'auditor') };
+  const write = { preHandler: allow(deps.config, 'admin') };
+  const configured = deps.config.monitor.audit.users;
+
+  /** This process reads the table at once; the others when the bus tells them, or within 5 s. */
+  async function changed(pattern: string): Promise<void> {
+    await deps.audited?.load();
+    deps.announce?.({ op: 'audit', id: pattern });
+  }
+
+  app.get('/users', staff, async () => ({ items: await listAuditUsers(deps.db, configured) }));
+
+  app.post('/users', write, async (req, reply) => {
+    const body = parse(AuditUserBody, req.body, 'body');
+    const pattern = checked(body.pattern, 'body pattern');
+    if (configured.some((p) => p.toLowerCase() === pattern)) throw new WebError(409, 'in_config', `${pattern} is already audited by the configuration (monitor.audit.users)`);
+    const by = actorOf(req.principal!);
+    const { user, created } = await addAuditUser(deps.db, pattern, by);
+    if (created) {
+      deps.emit('audit.user_added', { data: { pattern, by } });
+      await changed(pattern);
+    }
+    return reply.code(created ? 201 : 200).send(user);
+  });
+
+  app.delete('/users/:pattern', write, async (req) => {
+    const pattern = checked(parse(AuditUserParams, req.params, 'path').pattern, 'path pattern');
+    if (configured.some((p) => p.toLowerCase() === pattern)) {
+      throw new WebError(409, 'in_config', `${pattern} is audited by the configuration: remove it from monitor.audit.users in the config file and restart`);
+    }
+    if (!(await removeAuditUser(deps.db, pattern))) throw new WebError(404, 'not_found', `${pattern} is not an audited user`);
+    const by = actorOf(req.principal!);
+    deps.emit('audit.user_removed', { data: { pattern, by } });
+    await changed(pattern);
+    return { removed: pattern };
+  });
 
   app.get('/', read, async (req, reply) => {
     const r = Query.safeParse(req.query ?? {});

@@ -7,6 +7,9 @@ import type { Role } from './auth/guard.ts';
 import { MessageParams, MessagesQuery } from './api-messages.ts';
 import { ExtendBody, PoliciesQuery, PolicyBody, PolicyParams, UnpinBody } from './api-policies.ts';
 import { EventsQuery, StreamQuery } from './api-events.ts';
+import { AuditUserBody, AuditUserParams } from './api-audit.ts';
+import { MailboxesQuery, MailboxParams, MailboxQuery } from './api-mailboxes.ts';
+import { AlertsQuery } from './api-alerts.ts';
 import type { WebDeps } from './server.ts';
 
 export const OPENAPI_PATH = '/api/v1/openapi.json';
@@ -134,6 +137,29 @@ export const OPERATIONS: Op[] = [
     query: obj({ user: str('The mailbox user.'), since: str('A duration back from now (30m, 24h, 7d) or an ISO time; default 24 h.'), session: str('One session.'), format: str('', { enum: ['json', 'csv', 'text'], default: 'json' }) }, ['user']),
     ok: 'The trail.',
   },
+  { method: 'get', path: '/api/v1/audit/users', tag: 'audit', summary: 'Who is audited: each pattern with its source (config, or who added it and when).', roles: ['admin', 'auditor'], ok: '{ items }' },
+  { method: 'post', path: '/api/v1/audit/users', tag: 'audit', summary: 'Audit a mailbox user: an address, *@domain or *; every proxy follows within seconds.', roles: ['admin'], body: AuditUserBody, ok: 'The audited user (201 when added, 200 when it was there).', status: 201 },
+  {
+    method: 'delete',
+    path: '/api/v1/audit/users/:pattern',
+    tag: 'audit',
+    summary: 'Stop auditing a pattern added through the API or the CLI (409 for a pattern of monitor.audit.users: edit the config).',
+    roles: ['admin'],
+    params: AuditUserParams,
+    ok: '{ removed }',
+  },
+  { method: 'get', path: '/api/v1/mailboxes', tag: 'mailboxes', summary: 'Mailbox users seen in login events, most recent first.', roles: ['admin', 'auditor'], query: MailboxesQuery, ok: '{ items, next_cursor, limit, truncated }' },
+  {
+    method: 'get',
+    path: '/api/v1/mailboxes/:user',
+    tag: 'mailboxes',
+    summary: "A mailbox user's activity: known login addresses, latest logins and failures, attacks on it, whether audited, latest audited sessions.",
+    roles: ['admin', 'auditor'],
+    params: MailboxParams,
+    query: MailboxQuery,
+    ok: '{ user, audited, audited_by, known_logins, auth, attacks, audit }',
+  },
+  { method: 'get', path: '/api/v1/alerts', tag: 'alerts', summary: 'Findings, declared outbreaks, failed pull-backs and store errors, newest first, each with a severity and a summary.', roles: ['admin', 'auditor'], query: AlertsQuery, ok: '{ items, next_cursor, limit }' },
   { method: 'post', path: '/api/v1/session', tag: 'session', summary: 'Sign in: sets the session cookie and answers its CSRF token.', roles: 'anyone', body: obj({ name: str('Account name.'), password: str('Password.') }, ['name', 'password']), ok: '{ name, role, addresses, csrf, expires_at }' },
   { method: 'get', path: '/api/v1/session', tag: 'session', summary: 'Who is signed in.', roles: ['admin', 'auditor', 'user'], ok: '{ name, role, kind, addresses, csrf? }' },
   { method: 'delete', path: '/api/v1/session', tag: 'session', summary: 'Sign out.', roles: ['admin', 'auditor', 'user'], ok: '{ ended }' },

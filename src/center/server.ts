@@ -35,6 +35,9 @@ import { WEBMAIL_PATH, webmailCollector } from '../monitor/collector/webmail.ts'
 import { auditApi } from './api-audit.ts';
 import type { PolicyTable } from '../policy/live.ts';
 import type { KnownLogins } from '../monitor/known-logins.ts';
+import type { AuditedUsers } from '../monitor/audit/users.ts';
+import { mailboxesApi } from './api-mailboxes.ts';
+import { alertsApi } from './api-alerts.ts';
 
 export interface WebDeps {
   config: Config;
@@ -54,6 +57,8 @@ export interface WebDeps {
   analyzer?: { stats(): Promise<AnalyzerStats> };
   /** Tells every gateway a policy changed (the policy bus); they re-read the table every second in any case. */
   announce?: (change: PolicyChange) => void;
+  /** Who is audited in this process (monitor/audit/users.ts): the audit users API reads and reloads it. */
+  audited?: AuditedUsers;
 }
 
 export interface WebServer {
@@ -174,6 +179,8 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
   if (deps.config.monitor.auth_policy.enabled) await app.register(authPolicy, { ...deps, prefix: AUTH_POLICY_PATH });
   if (deps.config.monitor.webmail.enabled) await app.register(webmailCollector, { ...deps, prefix: WEBMAIL_PATH });
   await app.register(auditApi, { ...deps, prefix: '/api/v1/audit' });
+  await app.register(mailboxesApi, { ...deps, prefix: '/api/v1/mailboxes' });
+  await app.register(alertsApi, { ...deps, prefix: '/api/v1/alerts' });
   await app.register(messagesApi, { ...deps, prefix: '/api/v1/messages' });
   await app.register(policiesApi, { ...deps, prefix: '/api/v1/policies' });
   await app.register(eventsApi, { ...deps, prefix: '/api/v1' });

@@ -1,12 +1,19 @@
 // postern audit USER: the audit trail of an audited mailbox user (monitor.audit.users) from the store, each session
-// told as a story, or as JSON or CSV (one row per event, with the story's line beside the data).
+// told as a story, or as JSON or CSV (one row per event, with the story's line beside the data). postern audit users
+// list|add|remove: who is audited besides the config's list (table audit_users, as the center's audit users API).
 import type { StoreDb } from '../store/db.ts';
 import { renderStory, storyLine, type AuditEvent } from '../monitor/audit/story.ts';
-import { args, load, withStore } from './common.ts';
-import { parseDuration, UsageError, usageFailure } from './policies.ts';
+import { args, fmtTime, load, withStore } from './common.ts';
+import { parseDuration, table, UsageError, usageFailure } from './policies.ts';
+import { addAuditUser, auditPattern, AuditPatternError, listAuditUsers, removeAuditUser } from '../monitor/audit/users.ts';
+import { EventSink } from '../matrix/sink.ts';
+import { silentLogger } from '../core/log.ts';
+import { cliActor } from './quarantine.ts';
 
 const USAGE = `usage: postern audit <user> [--since 24h|ISO-TIME] [--session ID] [--json|--csv]
---since: how far back (90s, 30m, 24h, 7d) or from when (2026-11-30T09:00:00Z); default 24h`;
+       postern audit users list [--json] | add PATTERN | remove PATTERN
+--since: how far back (90s, 30m, 24h, 7d) or from when (2026-11-30T09:00:00Z); default 24h
+PATTERN: an address, *@domain or *; the running Postern follows a change within 5 s`;
 
 const OPTIONS = {
   since: { type: 'string' },
@@ -88,9 +95,63 @@ export function auditJson(user: string, since: number, events: readonly AuditEve
   return { user, since: new Date(since).toISOString(), events: out };
 }
 
+/** postern audit users list|add|remove: the audited users besides the config's; a change is recorded as an event. */
+async function runUsers(positionals: string[], values: { config?: string; json?: boolean }): Promise<number> {
+  const [op, text, ...rest] = positionals;
+  if (rest.length) throw new UsageError(`audit users ${op} takes one pattern, not "${[text, ...rest].join(' ')}"`, true);
+  const loaded = load(values.config);
+  const configured = loaded.config.monitor.audit.users;
+  if (op === 'list' || op === undefined) {
+    if (text !== undefined) throw new UsageError('audit users list takes no pattern', true);
+    const users = await withStore(loaded, (s) => listAuditUsers(s.db, configured));
+    if (values.json) console.log(JSON.stringify({ items: users }, null, 2));
+    else if (!users.length) console.log('no audited users (monitor.audit.users is empty and none was added)');
+    else console.log(table([['PATTERN', 'SOURCE', 'ADDED BY', 'ADDED'], ...users.map((u) => [u.pattern, u.source, u.added_by ?? '-', u.added_at ? fmtTime(u.added_at) : '-'])]));
+    return 0;
+  }
+  if (op !== 'add' && op !== 'remove') throw new UsageError(`audit users: "${op}" is not list, add or remove`, true);
+  if (text === undefined) throw new UsageError(`audit users ${op} needs a pattern: an address, *@domain or *`, true);
+  let pattern: string;
+  try {
+    pattern = auditPattern(text);
+  } catch (err) {
+    if (err instanceof AuditPatternError) throw new UsageError(err.message);
+    throw err;
+  }
+  const inConfig = configured.some((p) => p.toLowerCase() === pattern);
+  return withStore(loaded, async (s) => {
+    const by = cliActor();
+    const sink = new EventSink(s, silentLogger);
+    if (op === 'add') {
+      if (inConfig) {
+        console.log(`${pattern} is already audited by the configuration (monitor.audit.users)`);
+        return 0;
+      }
+      const { created } = await addAuditUser(s.db, pattern, by);
+      if (created) sink.emit('audit.user_added', { data: { pattern, by } });
+      await sink.flush();
+      console.log(created ? `${pattern} is audited from its next login (the running Postern follows within 5 s)` : `${pattern} was already audited`);
+      return 0;
+    }
+    if (inConfig) {
+      console.error(`postern: ${pattern} is audited by the configuration: remove it from monitor.audit.users in the config file`);
+      return 1;
+    }
+    if (!(await removeAuditUser(s.db, pattern))) {
+      console.error(`postern: ${pattern} is not an audited user`);
+      return 1;
+    }
+    sink.emit('audit.user_removed', { data: { pattern, by } });
+    await sink.flush();
+    console.log(`${pattern} is no longer audited from its next login (the running Postern follows within 5 s)`);
+    return 0;
+  });
+}
+
 export async function runAudit(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = args(argv, OPTIONS);
+    if (positionals[0] === 'users') return await runUsers(positionals.slice(1), values);
     const user = positionals[0]?.trim().toLowerCase();
     if (!user) throw new UsageError('audit needs the user whose trail to show', true);
     if (positionals.length > 1) throw new UsageError(`audit takes one user, not "${positionals.join(' ')}"`, true);

@@ -127,6 +127,14 @@ export const EVENT_TYPES = {
     description:
       'An audited user\'s mailbox action: IMAP SELECT, EXAMINE, FETCH, STORE, COPY, MOVE, EXPUNGE, APPEND, CLOSE, LOGOUT (with the set, items, flags, target or size), POP3 RETR, TOP, DELE, QUIT (with the message number), submission MAIL FROM, RCPT TO, DATA (with the address, the size and Message-ID, and the server\'s reply).',
   },
+  'audit.user_added': {
+    level: 'info',
+    description: 'An admin made a mailbox user (an address, *@domain or *) audited through the center or postern audit users; carries the pattern and who did it.',
+  },
+  'audit.user_removed': {
+    level: 'info',
+    description: 'An admin stopped auditing a mailbox user added through the center or postern audit users; carries the pattern and who did it.',
+  },
   'trends.finding': {
     level: 'warn',
     description: 'A trend detector found an attack or anomaly and wrote or extended a live policy; carries the policy and its evidence.',

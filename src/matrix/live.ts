@@ -19,7 +19,8 @@ export interface LiveCounters {
  * clusters then reads at once (id: how many).
  */
 export interface PolicyChange {
-  op: 'set' | 'removed' | 'similarity';
+  /** `audit`: the audited mailbox users changed (monitor/audit/users.ts; id: the pattern). */
+  op: 'set' | 'removed' | 'similarity' | 'audit';
   id: string;
 }
 

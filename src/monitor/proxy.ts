@@ -8,6 +8,7 @@ import type { Logger } from '../core/log.ts';
 import type { PolicyTable } from '../policy/live.ts';
 import { LoginGuard } from './guard.ts';
 import type { KnownLogins } from './known-logins.ts';
+import type { AuditMatcher } from './audit/users.ts';
 import { ProxyListeners, type HostPort, type Listening, type ProxyProtocolHook } from './listeners.ts';
 
 export interface ProxyDeps {
@@ -18,6 +19,8 @@ export interface ProxyDeps {
   tls: { key: string; cert: string };
   /** The addresses users logged in from, for protect policies. */
   known?: KnownLogins;
+  /** Who is audited: the config's and the store's patterns (audit/users.ts); monitor.audit.users alone without it. */
+  audited?: AuditMatcher;
 }
 
 /** The settings of a protocol's section that the shared parts read. */
@@ -34,8 +37,8 @@ export interface SessionContext<C> {
   guard: LoginGuard;
   emit: Emit;
   log: Logger;
-  /** monitor.audit.users: whose sessions leave an audit trail. */
-  auditUsers: readonly string[];
+  /** Whose sessions leave an audit trail: monitor.audit.users and the store's audited users. */
+  auditUsers: readonly string[] | AuditMatcher;
 }
 
 export interface ProxySession {
@@ -72,7 +75,7 @@ export class MonitorProxy<C extends GuardedConfig, S extends ProxySession> {
       }, deps.known),
       emit: deps.emit,
       log: deps.log,
-      auditUsers: deps.config.monitor.audit.users,
+      auditUsers: deps.audited ?? deps.config.monitor.audit.users,
     };
     const accept = (socket: net.Socket) => {
       const s = protocol.session(ctx, socket, (x) => this.sessions.delete(x));

@@ -277,6 +277,14 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .addColumn('expires_at', big, (c) => c.notNull())
     .addColumn('csrf', 'text', (c) => c.notNull())
     .execute();
+  // Audited mailbox users added through the center or the CLI (monitor/audit/users.ts).
+  await db.schema
+    .createTable('audit_users')
+    .ifNotExists()
+    .addColumn('pattern', 'text', (c) => c.primaryKey())
+    .addColumn('added_by', 'text', (c) => c.notNull())
+    .addColumn('added_at', big, (c) => c.notNull())
+    .execute();
   const idx2: [string, keyof DB, string[]][] = [
     ['quarantine_status', 'quarantine', ['status', 'expires_at']],
     ['correspondents_external', 'correspondents', ['external']],

@@ -277,6 +277,17 @@ export interface WebSessionsTable {
   csrf: string;
 }
 
+/**
+ * A mailbox user audited through the center or `postern audit users` (monitor/audit/users.ts), besides the config's
+ * monitor.audit.users: an address, *@domain or *, lower case.
+ */
+export interface AuditUsersTable {
+  pattern: string;
+  /** Who added it: "api", "ROLE:NAME", or "cli". */
+  added_by: string;
+  added_at: number;
+}
+
 export interface DB {
   messages: MessagesTable;
   recipients: RecipientsTable;
@@ -299,4 +310,5 @@ export interface DB {
   accounts: AccountsTable;
   account_tokens: AccountTokensTable;
   web_sessions: WebSessionsTable;
+  audit_users: AuditUsersTable;
 }

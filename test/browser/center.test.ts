@@ -1,7 +1,8 @@
 // The monitoring center in a real browser (Debian's Chromium through playwright-core) against a running Postern:
 // sign in through the login page, mail sent through the real gateway appearing on the overview, search and a
-// message's story, releasing a quarantined threat, adding and lifting a policy, and a user account that sees only its
-// own quarantine. Writes the screenshots in docs/images/center-*.png.
+// message's story, releasing a quarantined threat, adding and lifting a policy, a mailbox user's activity with its
+// audit switched on, and a user account that sees only its own quarantine. Writes the screenshots in
+// docs/images/center-*.png.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +20,8 @@ const IMAGES = path.join(ROOT, 'docs/images');
 const ALICE = 'alice.martin@fabrikam.com';
 const BOB = 'bob.stone@fabrikam.com';
 const PW = { root: 'root password for the center', alice: 'alice password for the center' };
+const CAROL = 'carol.white@fabrikam.com';
+const WEBMAIL_KEY = 'webmail-key-for-the-center-test';
 
 /** Builds ui/dist when it is missing or older than a source file (about a second). */
 function buildUi(): void {
@@ -73,7 +76,8 @@ describe.skipIf(await missing('chromium'))('the monitoring center in Chromium', 
     sink = await startSink();
     p = await startTestPostern(
       `[gateway]\nhostname = "mx.fabrikam.com"\ndomains = ["fabrikam.com"]\n` +
-        `[relay]\nretry_schedule_s = [3600]\n[relay.downstream]\nhost = "127.0.0.1"\nport = ${sink.port}\nprotocol = "smtp"\ntls = "none"\n`,
+        `[relay]\nretry_schedule_s = [3600]\n[relay.downstream]\nhost = "127.0.0.1"\nport = ${sink.port}\nprotocol = "smtp"\ntls = "none"\n` +
+        `[monitor.webmail]\nenabled = true\nkeys = [{ name = "roundcube", key = "${WEBMAIL_KEY}" }]\n`,
     );
     const cliConfig = path.join(p.dir, 'cli.toml');
     fs.writeFileSync(cliConfig, `data_dir = ${JSON.stringify(p.dir)}\n`);
@@ -228,6 +232,41 @@ describe.skipIf(await missing('chromium'))('the monitoring center in Chromium', 
     await page.locator('header nav').getByRole('link', { name: 'Clusters' }).click();
     await page.getByRole('heading', { name: 'Clusters' }).waitFor();
     await page.locator('main').getByText(/No clusters|Cluster/).first().waitFor();
+    await ctx.close();
+  });
+
+  it("opens a mailbox user's activity, switches its audit on, and the audited list shows it; the overview has alerts", async () => {
+    const wm = await fetch(`${p.webUrl}/api/v1/collect/webmail`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${WEBMAIL_KEY}` },
+      body: JSON.stringify([
+        { type: 'login', user: CAROL, client_ip: '192.0.2.44', session: 'rc-carol-1' },
+        { type: 'login_failed', user: CAROL, client_ip: '203.0.113.9' },
+      ]),
+    });
+    expect(wm.status).toBe(200);
+    await wm.text();
+    await p.app.sink.flush();
+    const { ctx, page } = await open();
+    await signIn(page, 'root', PW.root);
+    await page.getByRole('heading', { name: 'Alerts' }).waitFor();
+    await page.locator('header nav').getByRole('link', { name: 'Mailbox activity' }).click();
+    await page.getByRole('heading', { name: 'Mailbox activity' }).waitFor();
+    await page.getByText('Nobody is audited.').waitFor();
+    await page.locator('table.mailboxes').getByRole('link', { name: CAROL }).waitFor();
+    await page.getByLabel('Mailbox user').fill(CAROL);
+    await page.getByRole('button', { name: 'Open' }).click();
+    await page.getByRole('heading', { name: CAROL }).waitFor();
+    const auth = page.locator('table.auth');
+    await auth.getByText('192.0.2.44').waitFor();
+    await auth.getByText('203.0.113.9').waitFor();
+    await page.getByRole('button', { name: 'Switch audit on' }).click();
+    await page.getByRole('status').getByText(`Audit switched on for ${CAROL}: its next login is audited.`).waitFor();
+    await page.getByRole('button', { name: 'Switch audit off' }).waitFor();
+    expect(await p.app.store.db.selectFrom('audit_users').select(['pattern', 'added_by']).execute()).toEqual([{ pattern: CAROL, added_by: 'admin:root' }]);
+    await shot(page, 'mailbox');
+    await page.locator('header nav').getByRole('link', { name: 'Mailbox activity' }).click();
+    await page.locator(`table.audited tr[data-pattern="${CAROL}"]`).getByText('admin:root').waitFor();
     await ctx.close();
   });
 

@@ -11,6 +11,7 @@ import { Quarantine } from './pages/quarantine.tsx';
 import { Policies } from './pages/policies.tsx';
 import { Clusters } from './pages/clusters.tsx';
 import { ClusterPage } from './pages/cluster.tsx';
+import { MailboxPage, Mailboxes } from './pages/mailboxes.tsx';
 import './style.css';
 
 const STAFF = ['admin', 'auditor'];
@@ -21,6 +22,7 @@ const NAV: { path: string; label: string; roles: string[] }[] = [
   { path: '/quarantine', label: 'Quarantine', roles: ['admin', 'auditor', 'user'] },
   { path: '/policies', label: 'Policies', roles: STAFF },
   { path: '/clusters', label: 'Clusters', roles: STAFF },
+  { path: '/mailboxes', label: 'Mailbox activity', roles: STAFF },
 ];
 
 function Redirect({ to }: { to: string }) {
@@ -28,7 +30,7 @@ function Redirect({ to }: { to: string }) {
   return null;
 }
 
-function Page({ me, path }: { me: Me; path: string }) {
+function Page({ me, path, query }: { me: Me; path: string; query: URLSearchParams }) {
   const staff = STAFF.includes(me.role);
   if (path === '/' && !staff) return <Redirect to="/quarantine" />;
   if (path === '/') return <Overview />;
@@ -41,6 +43,9 @@ function Page({ me, path }: { me: Me; path: string }) {
   if (path === '/clusters') return <Clusters />;
   m = match('/clusters/:id', path);
   if (m) return <ClusterPage id={m.id} />;
+  if (path === '/mailboxes') return <Mailboxes me={me} q={query.get('q') ?? ''} />;
+  m = match('/mailboxes/:user', path);
+  if (m) return <MailboxPage me={me} user={m.user} />;
   return <p class="note error">There is no page at this address.</p>;
 }
 
@@ -108,7 +113,7 @@ function App() {
         </span>
       </header>
       <main>
-        <Page me={me} path={loc.path} />
+        <Page me={me} path={loc.path} query={loc.query} />
       </main>
     </>
   );

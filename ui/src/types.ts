@@ -134,3 +134,44 @@ export interface ClusterDetail {
   events: EventRow[];
   forwardedTo: string[];
 }
+
+export interface AuditUser {
+  pattern: string;
+  source: 'config' | 'store';
+  added_by: string | null;
+  added_at: number | null;
+}
+
+export interface MailboxItem {
+  user: string;
+  last_seen: number;
+  succeeded: number;
+  failed: number;
+  last_ip: string | null;
+  audited: boolean;
+}
+
+export interface MailboxActivity {
+  user: string;
+  since: string;
+  audited: boolean;
+  audited_by: string[];
+  known_logins: { ip: string; first_ok: number; last_ok: number; logins: number }[];
+  auth: { id: number; ts: number; ip: string | null; protocol: string | null; outcome: 'succeeded' | 'failed' | 'refused'; refused_by?: string }[];
+  attacks: {
+    policies: PolicyRow[];
+    findings: { id: number; ts: number; detector: string; reason: string; policy: string | null; target: string }[];
+    failed_ips: string[];
+  };
+  audit: { sessions: { session: string; protocol: string; ip: string | null; started_at: number; ended_at: number | null; lines: { ts: number; text: string }[] }[]; truncated: boolean };
+}
+
+export interface Alert {
+  id: number;
+  ts: number;
+  type: string;
+  severity: 'critical' | 'high' | 'medium' | 'low';
+  summary: string;
+  ip: string | null;
+  data: Record<string, unknown>;
+}

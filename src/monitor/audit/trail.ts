@@ -6,6 +6,7 @@ import type { Emit } from '../../core/events.ts';
 import { addressMatches } from '../../policy/match.ts';
 import type { Protocol } from '../login-gate.ts';
 import type { SessionFacts } from '../session.ts';
+import type { AuditMatcher } from './users.ts';
 
 /** The longest text kept of one field (a set, FETCH items, a mailbox name): an event cannot grow without bound. */
 export const MAX_FIELD = 512;
@@ -30,10 +31,14 @@ export class AuditTrail {
   /** The mailbox the last SELECT or EXAMINE asked for, told with each command that acts in it (IMAP). */
   mailbox: string | null = null;
 
-  /** The trail of a session that just logged in, or null when its user is not audited. */
-  static start(users: readonly string[], emit: Emit, protocol: Protocol, facts: SessionFacts): AuditTrail | null {
+  /**
+   * The trail of a session that just logged in, or null when its user is not audited: a fixed list of patterns, or
+   * the config's and the store's (audit/users.ts).
+   */
+  static start(users: readonly string[] | AuditMatcher, emit: Emit, protocol: Protocol, facts: SessionFacts): AuditTrail | null {
     const user = facts.user;
-    if (!users.length || !user || !users.some((p) => addressMatches(p, user))) return null;
+    if (!user) return null;
+    if ('has' in users ? !users.has(user) : !users.some((p) => addressMatches(p, user))) return null;
     return new AuditTrail(emit, protocol, facts, user);
   }
 

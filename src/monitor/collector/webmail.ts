@@ -13,6 +13,7 @@ import { connId } from '../../core/ids.ts';
 import type { Logger } from '../../core/log.ts';
 import type { PolicyTable } from '../../policy/live.ts';
 import { addressMatches } from '../../policy/match.ts';
+import type { AuditMatcher } from '../audit/users.ts';
 import { WebError } from '../../center/web-error.ts';
 import { judgeLogin } from '../auth-policy.ts';
 import { LoginGuard } from '../guard.ts';
@@ -32,6 +33,8 @@ export interface WebmailDeps {
   log: Logger;
   policies?: PolicyTable;
   known?: KnownLogins;
+  /** Who is audited: the config's and the store's patterns (audit/users.ts); monitor.audit.users alone without it. */
+  audited?: AuditMatcher;
 }
 
 /** The reply for one event: what the live policies say of its user and address now. */
@@ -54,6 +57,7 @@ export const webmailCollector: FastifyPluginAsync<WebmailDeps> = async (app, dep
   // No failure delay of Postern's: the webmail answers its users itself (as for Dovecot's auth policy).
   const guard = new LoginGuard(policies, { failureDelayMs: 0, failureDelayMaxMs: 0, failureWindowS: 1 }, deps.known);
   const auditUsers = deps.config.monitor.audit.users;
+  const isAudited = (user: string) => (deps.audited ? deps.audited.has(user) : auditUsers.length > 0 && auditUsers.some((p) => addressMatches(p, user)));
   // Hashed so that the comparison is constant-time whatever the lengths; every key is compared, found or not.
   const keys = cfg.keys.map((k) => {
     const key = resolveSecret(k.key);
@@ -85,7 +89,7 @@ export const webmailCollector: FastifyPluginAsync<WebmailDeps> = async (app, dep
     const at = { ip: e.client_ip, conn_id: session ?? null, ts };
     // The proxies' login data (guard.ts emitLogin); tls is the proxies' client connection, unknown here.
     const data = { user: e.user, protocol: 'webmail', session: session ?? null, tls: null, source, ...(e.user_agent ? { user_agent: e.user_agent } : {}) };
-    const audited = auditUsers.length > 0 && auditUsers.some((p) => addressMatches(p, e.user));
+    const audited = isAudited(e.user);
     const auditData = { user: e.user.toLowerCase(), session: session ?? null, protocol: 'webmail', source };
     if (e.type === 'login') {
       if (j.action !== 'allow') {

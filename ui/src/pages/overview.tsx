@@ -1,10 +1,10 @@
-// The overview: the last hour's mail by action, the latest messages, active policies, current outbreaks, recent
-// failed sign-ins and the queue's health.
+// The overview: the last hour's mail by action, the alerts, the latest messages, active policies, current outbreaks,
+// recent failed sign-ins and the queue's health.
 import { get, getText, qs } from '../api.ts';
 import { Chart, type Series } from '../chart.tsx';
 import { ACTION_ORDER, Badge, Empty, Score, Section, Show, Time, Val, useLoad, worst } from '../components.tsx';
 import { useLiveTick } from '../live.ts';
-import type { EventRow, MessageItem, Page, PolicyRow, ClusterSummary } from '../types.ts';
+import type { Alert, EventRow, MessageItem, Page, PolicyRow, ClusterSummary } from '../types.ts';
 
 const HOUR = 3_600_000;
 const COLORS: Record<string, string> = { accept: '#2e7d32', tag: '#b8860b', quarantine: '#e65100', redirect: '#1565c0', defer: '#6a1b9a', reject: '#c62828' };
@@ -59,6 +59,39 @@ function Traffic({ tick }: { tick: number }) {
             <Chart xs={d.xs} series={d.series} title="Messages per minute by action" />
           </>
         )}
+      </Show>
+    </Section>
+  );
+}
+
+const SEVERITY_BADGE: Record<Alert['severity'], string> = { critical: 'block', high: 'quarantine', medium: 'throttle', low: 'allow' };
+
+function Alerts({ tick }: { tick: number }) {
+  const st = useLoad(() => get<Page<Alert>>('/api/v1/alerts?limit=10'), [tick]);
+  return (
+    <Section title="Alerts">
+      <Show state={st} what="alerts">
+        {(p) =>
+          p.items.length === 0 ? (
+            <Empty>No alert.</Empty>
+          ) : (
+            <table class="alerts">
+              <tbody>
+                {p.items.map((a) => (
+                  <tr key={a.id} data-type={a.type}>
+                    <td>
+                      <Time ms={a.ts} />
+                    </td>
+                    <td>
+                      <span class={`badge b-${SEVERITY_BADGE[a.severity]}`}>{a.severity}</span>
+                    </td>
+                    <td>{a.summary}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
       </Show>
     </Section>
   );
@@ -267,12 +300,13 @@ function QueueHealth({ tick }: { tick: number }) {
 }
 
 export function Overview() {
-  const tick = useLiveTick('message,smtp.data.rejected,auth.failed,web.login_failed,policy,outbreak,cluster,quarantine');
+  const tick = useLiveTick('message,smtp.data.rejected,auth.failed,web.login_failed,policy,outbreak,cluster,quarantine,trends.finding,retro.failed,store.error');
   return (
     <div class="overview">
       <h1>Overview</h1>
       <Traffic tick={tick} />
       <div class="grid">
+        <Alerts tick={tick} />
         <Latest tick={tick} />
         <Outbreaks tick={tick} />
         <ActivePolicies tick={tick} />
