@@ -69,6 +69,9 @@ export async function startTestPostern(toml = '', opts: { dir?: string; store?: 
     { config, file: path.join(dir, 'postern.toml'), dataDir: dir },
     { listen: { host: '127.0.0.1', port: 0 }, outboundListen: { host: '127.0.0.1', port: 0 }, logger: process.env.POSTERN_TEST_LOG ? createLogger('debug') : silentLogger, relayPollMs: 200, checks: opts.checks, webListen: { host: '127.0.0.1', port: 0 }, imapListen: { host: '127.0.0.1', port: 0 }, imapTlsListen: { host: '127.0.0.1', port: 0 }, pop3Listen: { host: '127.0.0.1', port: 0 }, pop3TlsListen: { host: '127.0.0.1', port: 0 }, submissionListen: { host: '127.0.0.1', port: 0 }, submissionTlsListen: { host: '127.0.0.1', port: 0 } },
   );
+  // The analyzer (when on) has loaded and caught up before the test begins: a test that starts an attack at once
+  // must not race the thread's start-up on a loaded machine. Bounded, since a standby (another node leads) never drains.
+  if (app.analyzer) await Promise.race([app.analyzer.drain(), new Promise((r) => setTimeout(r, 20_000).unref())]);
   return {
     app,
     port: app.smtp.port,
