@@ -295,6 +295,8 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen, policies, known,
       sink,
       audited,
+      configFile: loaded.file,
+      dataDir,
       analyzer: analyzer ?? undefined,
       announce: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, 'policy change not announced; nodes read it within a second')),
     });

@@ -7,7 +7,7 @@ import { allow } from './auth/access.ts';
 import { cursor, decodeCursor, limit, page, parse, time } from './api-query.ts';
 import type { WebDeps } from './server.ts';
 
-export const ALERT_TYPES = ['trends.finding', 'outbreak.declared', 'retro.failed', 'store.error'] as const;
+export const ALERT_TYPES = ['trends.finding', 'trends.alert', 'outbreak.declared', 'retro.failed', 'store.error'] as const;
 export type Severity = 'critical' | 'high' | 'medium' | 'low';
 const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
 
@@ -27,6 +27,10 @@ export function describeAlert(type: string, d: Record<string, any>): { severity:
       return { severity: 'critical', summary: `outbreak declared: cluster #${s(d.cluster)}${d.reason ? ` (${d.reason})` : ''}, ${s(d.action, 'action')} by ${s(d.by, 'the rule')}` };
     case 'retro.failed':
       return { severity: 'high', summary: `a delivered outbreak copy could not be pulled back${d.rcpt ? ` from ${d.rcpt}` : ''}: ${s(d.error ?? d.reason, 'error')}` };
+    case 'trends.alert': {
+      const sev = (SEVERITIES as readonly string[]).includes(String(d.severity)) ? (d.severity as Severity) : 'medium';
+      return { severity: sev, summary: s(d.summary, `${s(d.kind)} for ${s(d.user)}`) };
+    }
     case 'store.error':
       return { severity: 'high', summary: `store error${d.op ? ` in ${d.op}` : ''}: ${s(d.error ?? d.message, 'error')}` };
     default: {

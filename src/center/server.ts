@@ -38,6 +38,7 @@ import type { KnownLogins } from '../monitor/known-logins.ts';
 import type { AuditedUsers } from '../monitor/audit/users.ts';
 import { mailboxesApi } from './api-mailboxes.ts';
 import { alertsApi } from './api-alerts.ts';
+import { settingsApi } from './api-settings.ts';
 
 export interface WebDeps {
   config: Config;
@@ -59,6 +60,9 @@ export interface WebDeps {
   announce?: (change: PolicyChange) => void;
   /** Who is audited in this process (monitor/audit/users.ts): the audit users API reads and reloads it. */
   audited?: AuditedUsers;
+  /** The config file and data directory this process started with, for the Settings page. */
+  configFile?: string;
+  dataDir?: string;
 }
 
 export interface WebServer {
@@ -181,6 +185,7 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
   await app.register(auditApi, { ...deps, prefix: '/api/v1/audit' });
   await app.register(mailboxesApi, { ...deps, prefix: '/api/v1/mailboxes' });
   await app.register(alertsApi, { ...deps, prefix: '/api/v1/alerts' });
+  await app.register(settingsApi, { ...deps, prefix: '/api/v1' });
   await app.register(messagesApi, { ...deps, prefix: '/api/v1/messages' });
   await app.register(policiesApi, { ...deps, prefix: '/api/v1/policies' });
   await app.register(eventsApi, { ...deps, prefix: '/api/v1' });

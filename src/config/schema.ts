@@ -368,6 +368,17 @@ const trends = z.strictObject({
       ttl_s: d(z.number().int().min(1).default(1_800), 'How long the block lasts.'),
     })
     .prefault({}),
+  login_anomaly: z
+    .strictObject({
+      ...detectorBase,
+      window_s: d(z.number().int().min(10).default(900), 'Window of the failed logins counted before a success.'),
+      failures_before_success: d(
+        z.number().int().min(1).default(5),
+        'Failed logins to one user within window_s after which its successful login is an alert (likely compromise).',
+      ),
+      new_network: d(z.boolean().default(true), "Alert when a user logs in from a network (/24, /64) not seen for it since the analyzer started."),
+    })
+    .prefault({}),
 });
 
 // The outbound listener (outbound/server.ts): the organisation's own mail to other domains, relayed and learned from.

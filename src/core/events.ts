@@ -140,6 +140,10 @@ export const EVENT_TYPES = {
     description: 'A trend detector found an attack or anomaly and wrote or extended a live policy; carries the policy and its evidence.',
   },
   'trends.lag': { level: 'warn', description: 'The trend analyzer fell more than a second behind the event stream.' },
+  'trends.alert': {
+    level: 'warn',
+    description: 'A trend detector saw something a person should look at that is not a policy: a login that succeeded after a run of failures (likely compromise), a login from a network never seen for that user.',
+  },
   'outbreak.declared': {
     level: 'warn',
     description: 'A similarity cluster was declared an outbreak (the time-zero rule or an admin); carries the cluster, the policy, the rule\'s figures.',

@@ -97,6 +97,8 @@ export class Analyzer {
   private savedAt = performance.now();
   private readonly metadataMs: number;
   private readonly readSqlite?: (after: number, upTo: number) => MatrixEvent[];
+  /** Following the stream (not replaying history at start-up). */
+  private live = false;
 
   constructor(private readonly o: AnalyzerOptions) {
     this.detectors = [...builtIn(o.config), ...(o.extra ?? [])];
@@ -104,7 +106,21 @@ export class Analyzer {
     for (const d of this.detectors) for (const t of d.types) this.byType.set(t, [...(this.byType.get(t) ?? []), d]);
     this.allow = new PolicyTable(o.db);
     const trusted = o.config.gateway.trusted_networks;
-    this.ctx = { windows: this.windows, config: o.config, trusted: (ip) => trusted.some((c) => cidrContains(c, ip)) };
+    this.ctx = {
+      windows: this.windows,
+      config: o.config,
+      trusted: (ip) => trusted.some((c) => cidrContains(c, ip)),
+      alert: (detector, a) => {
+        // Replayed history at start-up was alerted on before; only the live stream alerts.
+        if (!this.live) return;
+        const key = `alert\u0000${a.kind}\u0000${a.user ?? ''}\u0000${a.ip ?? ''}`;
+        const now = Date.now();
+        const at = this.fired.get(key);
+        if (at !== undefined && now - at < REFIRE_MS) return;
+        this.fired.set(key, now);
+        this.o.emit?.('trends.alert', { ip: a.ip ?? null, data: { detector, ...a } });
+      },
+    };
     this.metadataMs = o.metadataMs ?? METADATA_MS;
     if (o.sqlite) this.readSqlite = sqliteReader(o.sqlite, this.types);
   }
@@ -129,6 +145,7 @@ export class Analyzer {
       }
     }
     this.stats.cursor = cursor;
+    this.live = true;
     await this.allow.load();
     this.o.log.info({ cursor, replay_horizon_s: Math.round(horizon / 1000), detectors: this.detectors.map((d) => d.name) }, 'trend analyzer started');
     const loop = async () => {

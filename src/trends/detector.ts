@@ -23,11 +23,23 @@ export interface Finding {
   policy: PolicyInput;
 }
 
+/** Something a person should look at that is not a policy: a likely compromised account, a login from somewhere new. */
+export interface Alert {
+  kind: string;
+  severity: 'critical' | 'high' | 'medium' | 'low';
+  summary: string;
+  user?: string;
+  ip?: string;
+  evidence: Record<string, unknown>;
+}
+
 export interface DetectorContext {
   windows: Windows;
   config: Config;
   /** Whether an address is in gateway.trusted_networks: detectors never act against those. */
   trusted(ip: string): boolean;
+  /** Reports an alert (a `trends.alert` event; the same one at most every 30 s). */
+  alert?(detector: string, a: Alert): void;
 }
 
 export interface Detector {

@@ -1,8 +1,8 @@
 // The monitoring center in a real browser (Debian's Chromium through playwright-core) against a running Postern:
 // sign in through the login page, mail sent through the real gateway appearing on the overview, search and a
 // message's story, releasing a quarantined threat, adding and lifting a policy, a mailbox user's activity with its
-// audit switched on, and a user account that sees only its own quarantine. Writes the screenshots in
-// docs/images/center-*.png.
+// audit switched on, the settings filtered to a key and the detectors on the policies page, and a user account that
+// sees only its own quarantine. Writes the screenshots in docs/images/center-*.png.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -290,6 +290,37 @@ describe.skipIf(await missing('chromium'))('the monitoring center in Chromium', 
     // The staff pages are not reachable by typing their address either.
     await page.goto(`${p.webUrl}/ui/messages`);
     await page.getByText('This page is for admins and auditors').waitFor();
+    await ctx.close();
+  });
+
+  it('shows the effective settings, filtered to a key, secrets hidden, and the detectors on the policies page', async () => {
+    await p.app.store.db
+      .insertInto('policies')
+      .values({ id: 'P0000000000000000SET1', target_kind: 'ip', target: '198.51.100.250', action: 'block', params: '{}', reason: 'directory harvest', evidence: '{}', created_at: Date.now(), expires_at: Date.now() + 3_600_000, pinned: 0, source: 'analyzer:harvest' })
+      .execute();
+    const { ctx, page } = await open();
+    await signIn(page, 'root', PW.root);
+    await page.locator('header nav').getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('heading', { name: 'Settings' }).waitFor();
+    await page.getByLabel('Filter').fill('hostname');
+    const host = page.locator('table.settings tr[data-key="gateway.hostname"]');
+    await host.getByText('"mx.fabrikam.com"').waitFor();
+    expect(await host.getAttribute('class')).toBe('changed');
+    expect(new URL(page.url()).search).toBe('?q=hostname');
+    await page.getByLabel('Filter').fill('webmail.keys');
+    const keys = page.locator('table.settings tr[data-key="monitor.webmail.keys"]');
+    await keys.getByText('(set)').waitFor();
+    expect(await page.locator('main').textContent()).not.toContain(WEBMAIL_KEY);
+    await page.getByLabel('Filter').fill('');
+    await page.getByRole('button', { name: /\[gateway\]/ }).click();
+    await page.locator('table.settings tr[data-key="gateway.domains"].changed').waitFor();
+    await shot(page, 'settings');
+
+    await page.locator('header nav').getByRole('link', { name: 'Policies' }).click();
+    const harvest = page.locator('table.detectors tr[data-detector="harvest"]');
+    await harvest.getByText('ip_unknown = 15').waitFor();
+    expect(await harvest.locator('td.count').textContent()).toBe('1');
+    await page.locator('table.detectors tr[data-detector="outbreak"]').getByText('min_members = 3').waitFor();
     await ctx.close();
   });
 

@@ -12,6 +12,7 @@ import { Policies } from './pages/policies.tsx';
 import { Clusters } from './pages/clusters.tsx';
 import { ClusterPage } from './pages/cluster.tsx';
 import { MailboxPage, Mailboxes } from './pages/mailboxes.tsx';
+import { Settings } from './pages/settings.tsx';
 import './style.css';
 
 const STAFF = ['admin', 'auditor'];
@@ -23,6 +24,7 @@ const NAV: { path: string; label: string; roles: string[] }[] = [
   { path: '/policies', label: 'Policies', roles: STAFF },
   { path: '/clusters', label: 'Clusters', roles: STAFF },
   { path: '/mailboxes', label: 'Mailbox activity', roles: STAFF },
+  { path: '/settings', label: 'Settings', roles: STAFF },
 ];
 
 function Redirect({ to }: { to: string }) {
@@ -46,6 +48,7 @@ function Page({ me, path, query }: { me: Me; path: string; query: URLSearchParam
   if (path === '/mailboxes') return <Mailboxes me={me} q={query.get('q') ?? ''} />;
   m = match('/mailboxes/:user', path);
   if (m) return <MailboxPage me={me} user={m.user} />;
+  if (path === '/settings') return <Settings q={query.get('q') ?? ''} />;
   return <p class="note error">There is no page at this address.</p>;
 }
 

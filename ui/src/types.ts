@@ -175,3 +175,34 @@ export interface Alert {
   ip: string | null;
   data: Record<string, unknown>;
 }
+
+/** One key of GET /api/v1/settings; secrets come as "(set)", "(from env NAME)" or "(not set)". */
+export interface SettingKey {
+  key: string;
+  value: unknown;
+  default: unknown;
+  changed: boolean;
+  description: string;
+  type: string;
+  secret?: boolean;
+}
+
+export interface Settings {
+  config_file: string | null;
+  data_dir: string | null;
+  sections: { name: string; keys: SettingKey[] }[];
+}
+
+export interface DetectorInfo {
+  name: string;
+  summary: string;
+  switch: string;
+  enabled: boolean;
+  thresholds: SettingKey[];
+  policies_24h: number;
+}
+
+export interface Detectors {
+  analyzer_enabled: boolean;
+  items: DetectorInfo[];
+}

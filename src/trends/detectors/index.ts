@@ -8,6 +8,7 @@ import { reputation } from './reputation.ts';
 import { backscatter } from './backscatter.ts';
 import { bruteForce } from './brute-force.ts';
 import { OutbreakDetector } from './outbreak.ts';
+import { loginAnomaly } from './login-anomaly.ts';
 
 /** Fresh detector instances (some keep state of their own) for the detectors enabled in config. */
 export function detectors(config: Config): Detector[] {
@@ -18,6 +19,7 @@ export function detectors(config: Config): Detector[] {
     [t.reputation.enabled, () => reputation],
     [t.backscatter.enabled, () => backscatter],
     [t.brute_force.enabled, () => bruteForce],
+    [t.login_anomaly.enabled, loginAnomaly],
     [config.outbreak.enabled, () => new OutbreakDetector(config)],
   ];
   return all.filter(([on]) => on).map(([, make]) => make());

@@ -3,6 +3,7 @@ import { useState } from 'preact/hooks';
 import { ApiError, enc, get, post, qs, type Me } from '../api.ts';
 import { Badge, Empty, Show, Time, Val, useLoad } from '../components.tsx';
 import type { Page, PolicyRow } from '../types.ts';
+import { DetectorsPanel } from './detectors.tsx';
 
 const KINDS = ['ip', 'cidr', 'helo', 'sender', 'domain', 'recipient', 'cluster', 'user'];
 const ACTIONS = ['block', 'defer', 'throttle', 'tarpit', 'redirect', 'quarantine', 'allow', 'protect'];
@@ -185,6 +186,7 @@ export function Policies({ me }: { me: Me }) {
           )
         }
       </Show>
+      <DetectorsPanel />
     </div>
   );
 }
