@@ -26,7 +26,7 @@ import type { Emit } from '../src/core/events.ts';
 import { configSchema } from '../src/config/schema.ts';
 import { startAnalyzerThread, type AnalyzerThread } from '../src/trends/thread.ts';
 import { analyzedTypes, type AnalyzerStats } from '../src/trends/analyzer.ts';
-import { detectors } from '../src/trends/detectors/index.ts';
+import { allDetectors } from '../src/trends/detectors/index.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '5' }, 'lag-seconds': { type: 'string', default: '10' }, 'no-postgres': { type: 'boolean' } },
@@ -155,7 +155,7 @@ async function lag(store: StoreDb, url: string, dataDir: string, rate: number, s
     }
     const stopped = performance.now();
     await sink.flush();
-    const types = analyzedTypes(detectors(config));
+    const types = analyzedTypes(allDetectors(config));
     const last = await store.db.selectFrom('events').select((eb) => eb.fn.max('id').as('id')).where('type', 'in', types).executeTakeFirstOrThrow();
     let s: AnalyzerStats = await thread.stats();
     while (s.cursor < Number(last.id) && performance.now() - stopped < CATCH_UP_MS) {

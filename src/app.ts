@@ -39,6 +39,7 @@ import { Pop3Proxy } from './monitor/pop3/proxy.ts';
 import { SubmissionProxy } from './monitor/submission/proxy.ts';
 import { KnownLogins } from './monitor/known-logins.ts';
 import { AuditedUsers } from './monitor/audit/users.ts';
+import { LiveSettings } from './config/overrides.ts';
 import { purgeKnownLogins } from './trends/known-logins.ts';
 import { ClusterWatch } from './similarity/watch.ts';
 import { parseLimitsOf } from './analysis/mime-scan.ts';
@@ -170,9 +171,18 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const audited = new AuditedUsers(store.db, config.monitor.audit.users, (err) => liveLog.warn({ err: err.message }, 'audited users reload failed'));
   await audited.load();
   audited.watch(5_000);
+  // Detector settings changed in the center (config/overrides.ts): the in-line outbreak rule and the center read
+  // them from here, re-read every 5 s and at once when a change is announced.
+  const settings = new LiveSettings(store.db, config, (err) => liveLog.warn({ err: err.message }, 'detector settings'));
+  await settings.load().catch((err: Error) => liveLog.warn({ err: err.message }, 'detector settings not read; the file\'s are in force'));
+  settings.watch(5_000);
   // The gateway's mirror of the clusters (made below) reads the analyzer's new rows when they are announced.
   let watch: ClusterWatch | undefined;
   live.bus.subscribe((change) => {
+    if (change.op === 'settings') {
+      settings.load().catch((err: Error) => liveLog.warn({ err: err.message }, 'detector settings reload failed'));
+      return;
+    }
     if (change.op === 'audit') {
       audited.load().catch((err: Error) => liveLog.warn({ err: err.message }, 'audited users reload failed'));
       return;
@@ -263,6 +273,8 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       log: log.child({ component: 'trends' }),
       onPolicy: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, "policy change not announced; nodes read it within a second")),
     });
+    const thread = analyzer;
+    live.bus.subscribe((change) => change.op === 'settings' && thread.settingsChanged());
   }
   // Retroactive action on declared outbreaks runs beside the relay, which it tells to leave the copies it takes.
   let retro: Retro | null = null;
@@ -283,7 +295,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     });
     retro.start();
     // A new cluster policy is swept at once (after the policy table has read it), not at the next second.
-    live.bus.subscribe((change) => change.op !== 'similarity' && change.op !== 'audit' && setTimeout(() => retro?.kick(), 200).unref());
+    live.bus.subscribe((change) => change.op !== 'similarity' && change.op !== 'audit' && change.op !== 'settings' && setTimeout(() => retro?.kick(), 200).unref());
   }
   const signer = linkSigner(dataDir, resolveSecret(config.quarantine.link_secret), config.quarantine.link_secret_previous);
   // The addresses mailbox users logged in from, for protect policies: the proxies' and Dovecot's auth policy requests.
@@ -295,6 +307,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen, policies, known,
       sink,
       audited,
+      settings,
       configFile: loaded.file,
       dataDir,
       analyzer: analyzer ?? undefined,
@@ -313,7 +326,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   // copies in line.
   watch =
     config.outbreak.enabled && (roles.gateway || (config.outbound.enabled && roles.relay))
-      ? new ClusterWatch(store.db, config, log.child({ component: 'similarity' }))
+      ? new ClusterWatch(store.db, config, log.child({ component: 'similarity' }), () => settings.config)
       : undefined;
   await watch?.start();
   // The outbound listener runs beside the store's writer (it records correspondents as it takes mail), not in each
@@ -359,6 +372,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     await live.close();
     policies.stop();
     audited.stop();
+    settings.stop();
     bayes.stop();
     await sink.flush();
     await store.close();
@@ -372,6 +386,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const onAccepted = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
   const gateway = new Gateway({
     watch,
+    live: () => settings.config,
     config,
     log: log.child({ component: 'gateway' }),
     emit,

@@ -15,6 +15,7 @@ import { runDigest } from './cli/digest.ts';
 import { runAudit } from './cli/audit.ts';
 import { runClusters } from './cli/clusters.ts';
 import { runUser } from './cli/user.ts';
+import { runDetectors } from './cli/detectors.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -47,6 +48,9 @@ commands:
   sources list [--kind K] [--order unknown|refused|messages|last_seen] [--limit N] [--json]
                                          sources, most recently seen first
   trends status [--limit N] [--json]     the trend analyzer: how far behind, recent findings, its policies
+  detectors list [--json]                the trend detectors: switch, thresholds, where each value comes from
+  detectors set <detector> KEY=VALUE... | reset <detector> [KEY...]
+                                         change a detector's settings at run time (the file's until reset)
   audit <user> [--since 24h|ISO] [--session ID] [--json|--csv]
                                          the audit trail of a mailbox user in monitor.audit.users, session by session
   audit users list|add PATTERN|remove PATTERN
@@ -119,6 +123,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runClusters(rest);
       case 'user':
         return await runUser(rest);
+      case 'detectors':
+        return await runDetectors(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -1,9 +1,11 @@
 // The trend analyzer's detectors as the center shows them: each one's switch and thresholds from the effective
-// config (with their descriptions and defaults), and how many policies it wrote lately (policies.source).
+// config (with their descriptions and defaults, and who changed them in the center), and how many policies it wrote
+// lately (policies.source).
 import type { Kysely } from 'kysely';
 import type { Config } from '../config/schema.ts';
 import type { DB } from '../store/schema.ts';
 import { effectiveSettings, type SettingKey } from './settings.ts';
+import { editableKey, OUTBREAK_RULE_KEYS, type Override } from '../config/overrides.ts';
 
 /**
  * What each detector of trends/detectors/index.ts looks for. Which detectors there are is read from the schema: every
@@ -19,8 +21,15 @@ const SUMMARIES: Record<string, string> = {
   outbreak: 'Outbreak: a cluster of similar suspicious messages from many sources; holds or refuses its copies.',
 };
 
-/** The outbreak section's keys that belong to the rule and its policy; the rest configure the gateways and retro/. */
-const OUTBREAK_RULE = new Set(['suspicious_score', 'min_members', 'min_sources', 'min_recipients', 'min_suspicious_share', 'burst_min', 'action', 'policy_ttl_h']);
+/** A threshold as the center shows it: its effective value, and where that comes from. */
+export type DetectorSetting = Omit<SettingKey, 'secret'> & {
+  /** The config file's value (or the default): what a reset goes back to. */
+  file_value: unknown;
+  /** Set in the center or with postern detectors: by whom and when; null when the file's value is in force. */
+  override: { set_by: string; set_at: number } | null;
+  /** Whether it can be changed at run time (the outbreak switch takes a restart). */
+  editable: boolean;
+};
 
 export interface DetectorInfo {
   name: string;
@@ -28,8 +37,11 @@ export interface DetectorInfo {
   /** The config key of its switch, e.g. "trends.harvest.enabled". */
   switch: string;
   enabled: boolean;
+  /** Whether the switch can be changed at run time; who changed it, if it was. */
+  switch_editable: boolean;
+  switch_override: { set_by: string; set_at: number } | null;
   /** Its thresholds: every key of its section but the switch. */
-  thresholds: Omit<SettingKey, 'secret'>[];
+  thresholds: DetectorSetting[];
   /** Policies it wrote within the last 24 hours (policies.source = "analyzer:NAME"), lifted ones not counted. */
   policies_24h: number;
 }
@@ -42,7 +54,17 @@ export interface DetectorsView {
 
 const DAY_MS = 24 * 3_600_000;
 
-export async function detectorsView(db: Kysely<DB>, config: Config, now = Date.now()): Promise<DetectorsView> {
+/**
+ * `config` is the effective one (the file's with the center's changes), `base` the file's, `overrides` the changes
+ * as this process last read them.
+ */
+export async function detectorsView(
+  db: Kysely<DB>,
+  config: Config,
+  base: Config = config,
+  overrides: readonly Override[] = [],
+  now = Date.now(),
+): Promise<DetectorsView> {
   const rows = await db
     .selectFrom('policies')
     .select((eb) => ['source', eb.fn.countAll<string | number>().as('n')])
@@ -52,6 +74,8 @@ export async function detectorsView(db: Kysely<DB>, config: Config, now = Date.n
     .execute();
   const counts = new Map(rows.map((r) => [r.source, Number(r.n)]));
   const keys = effectiveSettings(config).sections.flatMap((s) => s.keys);
+  const fileValues = new Map(effectiveSettings(base).sections.flatMap((s) => s.keys.map((k) => [k.key, k.value])));
+  const set = new Map(overrides.map((o) => [o.key, { set_by: o.set_by, set_at: o.set_at }]));
   const found = keys.flatMap((k) => {
     const m = /^trends\.([a-z_]+)\.enabled$/.exec(k.key);
     return m ? [{ name: m[1], section: `trends.${m[1]}` }] : [];
@@ -62,9 +86,19 @@ export async function detectorsView(db: Kysely<DB>, config: Config, now = Date.n
       const mine = keys.filter((k) => k.key.startsWith(`${d.section}.`) && !k.key.slice(d.section.length + 1).includes('.'));
       const sw = mine.find((k) => k.key === `${d.section}.enabled`);
       const thresholds = mine
-        .filter((k) => k !== sw && (d.name !== 'outbreak' || OUTBREAK_RULE.has(k.key.slice(d.section.length + 1))))
-        .map(({ secret: _, ...k }) => k);
-      return { name: d.name, summary: SUMMARIES[d.name] ?? '', switch: `${d.section}.enabled`, enabled: sw?.value === true, thresholds, policies_24h: counts.get(`analyzer:${d.name}`) ?? 0 };
+        .filter((k) => k !== sw && (d.name !== 'outbreak' || OUTBREAK_RULE_KEYS.has(k.key.slice(d.section.length + 1))))
+        .map(({ secret: _, ...k }): DetectorSetting => ({ ...k, file_value: fileValues.get(k.key) ?? null, override: set.get(k.key) ?? null, editable: Boolean(editableKey(k.key)) }));
+      const swKey = `${d.section}.enabled`;
+      return {
+        name: d.name,
+        summary: SUMMARIES[d.name] ?? '',
+        switch: swKey,
+        enabled: sw?.value === true,
+        switch_editable: Boolean(editableKey(swKey)),
+        switch_override: set.get(swKey) ?? null,
+        thresholds,
+        policies_24h: counts.get(`analyzer:${d.name}`) ?? 0,
+      };
     }),
   };
 }

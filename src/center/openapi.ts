@@ -10,6 +10,9 @@ import { EventsQuery, StreamQuery } from './api-events.ts';
 import { AuditUserBody, AuditUserParams } from './api-audit.ts';
 import { MailboxesQuery, MailboxParams, MailboxQuery } from './api-mailboxes.ts';
 import { AlertsQuery } from './api-alerts.ts';
+import { AccountBody, AccountParams, AccountPatch, AccountsQuery, OwnPasswordBody, PasswordBody, TokenBody, TokenParams } from './api-accounts.ts';
+import { SourcesQuery } from './api-sources.ts';
+import { DetectorParams, DetectorPatch } from './api-settings.ts';
 import type { WebDeps } from './server.ts';
 
 export const OPENAPI_PATH = '/api/v1/openapi.json';
@@ -18,7 +21,7 @@ type Json = Record<string, unknown>;
 type Schema = z.ZodType | Json;
 
 interface Op {
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'patch' | 'delete';
   /** fastify's form: /api/v1/messages/:id */
   path: string;
   tag: string;
@@ -162,6 +165,15 @@ export const OPERATIONS: Op[] = [
   { method: 'get', path: '/api/v1/alerts', tag: 'alerts', summary: 'Findings, declared outbreaks, failed pull-backs and store errors, newest first, each with a severity and a summary.', roles: ['admin', 'auditor'], query: AlertsQuery, ok: '{ items, next_cursor, limit }' },
   {
     method: 'get',
+    path: '/api/v1/sources',
+    tag: 'sources',
+    summary: 'Sending sources from the data matrix (addresses, networks, HELO names, sender domains, senders), ranked by a count, each with its counts, shares and the active policies acting on it.',
+    roles: ['admin', 'auditor'],
+    query: SourcesQuery,
+    ok: '{ items: [{ kind, key, network, first_seen, last_seen, connections, messages, recipients, unknown_recipients, refused, quarantined, delivered, refused_share, quarantined_share, unknown_share, score_avg, policies: [{ id, action, target_kind, target, expires_at, for }] }], next_cursor, limit }',
+  },
+  {
+    method: 'get',
     path: '/api/v1/settings',
     tag: 'settings',
     summary: 'The effective configuration by section: each key with its value, default, whether it was changed and its description; secrets as "(set)", "(from env NAME)" or "(not set)".',
@@ -172,9 +184,46 @@ export const OPERATIONS: Op[] = [
     method: 'get',
     path: '/api/v1/detectors',
     tag: 'settings',
-    summary: "The trend analyzer's detectors: each one's switch, thresholds from the effective configuration, and the policies it wrote in the last 24 hours.",
+    summary: "The trend analyzer's detectors: each one's switch, thresholds from the effective configuration (with the file's value and who changed it at run time), and the policies it wrote in the last 24 hours.",
     roles: ['admin', 'auditor'],
-    ok: '{ analyzer_enabled, items: [{ name, summary, switch, enabled, thresholds, policies_24h }] }',
+    ok: '{ analyzer_enabled, items: [{ name, summary, switch, enabled, switch_editable, switch_override, thresholds: [{ key, value, default, file_value, override, editable, changed, description, type }], policies_24h }] }',
+  },
+  {
+    method: 'patch',
+    path: '/api/v1/detectors/:name',
+    tag: 'settings',
+    summary: "Change a detector's switch and thresholds at run time, or reset them to the config file's (null); checked by the config schema, in force at the analyzer and every gateway within seconds, recorded as settings.changed events.",
+    roles: ['admin'],
+    params: DetectorParams,
+    body: DetectorPatch,
+    ok: '{ detector, changed: [{ key, from, to }] }',
+  },
+  { method: 'get', path: '/api/v1/accounts', tag: 'accounts', summary: 'List the center\'s accounts by name, with their token and live session counts.', roles: ['admin'], query: AccountsQuery, ok: '{ items: [{ name, role, addresses, created_at, disabled, tokens, sessions }], next_cursor, limit }' },
+  { method: 'post', path: '/api/v1/accounts', tag: 'accounts', summary: 'Add an account (409 exists when the name is taken).', roles: ['admin'], body: AccountBody, ok: 'The account.', status: 201 },
+  { method: 'get', path: '/api/v1/accounts/:name', tag: 'accounts', summary: 'One account.', roles: ['admin'], params: AccountParams, ok: '{ name, role, addresses, created_at, disabled, tokens, sessions }' },
+  {
+    method: 'patch',
+    path: '/api/v1/accounts/:name',
+    tag: 'accounts',
+    summary: 'Change the role, the addresses or whether disabled; disabling ends its sessions. 409 last_admin for the last enabled admin, 409 self for your own account.',
+    roles: ['admin'],
+    params: AccountParams,
+    body: AccountPatch,
+    ok: 'The account, with sessions_ended.',
+  },
+  { method: 'delete', path: '/api/v1/accounts/:name', tag: 'accounts', summary: 'Remove an account with its tokens and sessions (409 last_admin, 409 self).', roles: ['admin'], params: AccountParams, ok: '{ removed }' },
+  { method: 'post', path: '/api/v1/accounts/:name/password', tag: 'accounts', summary: 'Set an account\'s password; its sessions end.', roles: ['admin'], params: AccountParams, body: PasswordBody, ok: '{ name, sessions_ended }' },
+  { method: 'get', path: '/api/v1/accounts/:name/tokens', tag: 'accounts', summary: 'An account\'s API tokens (never the secrets).', roles: ['admin'], params: AccountParams, ok: '{ items: [{ id, account, label, created_at, last_used_at, expires_at }] }' },
+  { method: 'post', path: '/api/v1/accounts/:name/tokens', tag: 'accounts', summary: 'Make an API token for an account: the token is in this answer only.', roles: ['admin'], params: AccountParams, body: TokenBody, ok: '{ token, id, account, label, created_at, last_used_at, expires_at }', status: 201 },
+  { method: 'delete', path: '/api/v1/accounts/:name/tokens/:id', tag: 'accounts', summary: 'Revoke an account\'s API token.', roles: ['admin'], params: TokenParams, ok: '{ revoked }' },
+  {
+    method: 'post',
+    path: '/api/v1/me/password',
+    tag: 'session',
+    summary: 'Change your own password with the current one; your other sessions end (403 wrong_password, 429 after five wrong ones).',
+    roles: ['admin', 'auditor', 'user'],
+    body: OwnPasswordBody,
+    ok: '{ name, sessions_ended }',
   },
   { method: 'post', path: '/api/v1/session', tag: 'session', summary: 'Sign in: sets the session cookie and answers its CSRF token.', roles: 'anyone', body: obj({ name: str('Account name.'), password: str('Password.') }, ['name', 'password']), ok: '{ name, role, addresses, csrf, expires_at }' },
   { method: 'get', path: '/api/v1/session', tag: 'session', summary: 'Who is signed in.', roles: ['admin', 'auditor', 'user'], ok: '{ name, role, kind, addresses, csrf? }' },
@@ -233,7 +282,7 @@ export function openApiDocument(): Json {
       operationId: `${op.method}${path.replace(/^\/api\/v1/, '').replace(/[{}]/g, '').replace(/[^a-zA-Z0-9]+(.)?/g, (_, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       ...(op.roles === 'anyone' || op.roles === 'key' ? { security: [] } : {}),
       parameters: [...parameters('path', op.params), ...parameters('query', op.query)],
-      ...(op.body ? { requestBody: { required: op.method === 'post' && op.body !== empty, content: { 'application/json': { schema: json(op.body) } } } } : {}),
+      ...(op.body ? { requestBody: { required: (op.method === 'post' || op.method === 'patch') && op.body !== empty, content: { 'application/json': { schema: json(op.body) } } } } : {}),
       responses,
     };
   }

@@ -39,6 +39,9 @@ import type { AuditedUsers } from '../monitor/audit/users.ts';
 import { mailboxesApi } from './api-mailboxes.ts';
 import { alertsApi } from './api-alerts.ts';
 import { settingsApi } from './api-settings.ts';
+import type { LiveSettings } from '../config/overrides.ts';
+import { accountsApi } from './api-accounts.ts';
+import { sourcesApi } from './api-sources.ts';
 
 export interface WebDeps {
   config: Config;
@@ -60,6 +63,8 @@ export interface WebDeps {
   announce?: (change: PolicyChange) => void;
   /** Who is audited in this process (monitor/audit/users.ts): the audit users API reads and reloads it. */
   audited?: AuditedUsers;
+  /** The detector settings changed at run time (config/overrides.ts): the detectors API shows and changes them. */
+  settings?: LiveSettings;
   /** The config file and data directory this process started with, for the Settings page. */
   configFile?: string;
   dataDir?: string;
@@ -186,6 +191,8 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
   await app.register(mailboxesApi, { ...deps, prefix: '/api/v1/mailboxes' });
   await app.register(alertsApi, { ...deps, prefix: '/api/v1/alerts' });
   await app.register(settingsApi, { ...deps, prefix: '/api/v1' });
+  await app.register(accountsApi, { ...deps, prefix: '/api/v1' });
+  await app.register(sourcesApi, { ...deps, prefix: '/api/v1/sources' });
   await app.register(messagesApi, { ...deps, prefix: '/api/v1/messages' });
   await app.register(policiesApi, { ...deps, prefix: '/api/v1/policies' });
   await app.register(eventsApi, { ...deps, prefix: '/api/v1' });

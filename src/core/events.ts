@@ -135,6 +135,10 @@ export const EVENT_TYPES = {
     level: 'info',
     description: 'An admin stopped auditing a mailbox user added through the center or postern audit users; carries the pattern and who did it.',
   },
+  'settings.changed': {
+    level: 'info',
+    description: "An admin changed a detector's switch or threshold at run time (the center or postern detectors), or reset it to the file's value; carries the key, the old and new values and who did it.",
+  },
   'trends.finding': {
     level: 'warn',
     description: 'A trend detector found an attack or anomaly and wrote or extended a live policy; carries the policy and its evidence.',
@@ -169,6 +173,15 @@ export const EVENT_TYPES = {
   'web.login_failed': {
     level: 'warn',
     description: 'A sign-in to the center failed: unknown name, wrong password, disabled account, or too many failures (rate_limited); carries the name tried and the address, never the password.',
+  },
+  'web.account_changed': {
+    level: 'info',
+    description:
+      'An admin added, changed (role, addresses), disabled, enabled or removed a center account, set its password, or made or revoked one of its API tokens through the center; or an account changed its own password. Carries the operation, the account, what changed, how many sessions ended and who did it, never a password or a token.',
+  },
+  'web.password_change_failed': {
+    level: 'warn',
+    description: "An account's change of its own password was refused: wrong current password, or too many of them (rate_limited); carries the name and the address, never a password.",
   },
   'policy.changed': {
     level: 'info',

@@ -12,20 +12,26 @@ import { networkOf, plainIp } from '../trends/detector.ts';
 const BRIDGE_MS = 10_000;
 
 export class HarvestGuard {
-  private readonly windowMs: number;
-
   constructor(
     private readonly counters: LiveCounters,
-    private readonly cfg: Config['trends']['harvest'],
+    /** trends.harvest as in force now: an admin may change it in the center (config/overrides.ts). */
+    private readonly settings: () => Config['trends']['harvest'],
     /** Whether an analyzer runs to turn a trip into a policy. */
     private readonly analyzed: boolean,
-  ) {
-    this.windowMs = cfg.window_s * 1000;
-    // A block shorter than the bridge must not outlast its own policy.
-    this.bridgeMs = Math.min(BRIDGE_MS, cfg.ttl_s * 1000);
+  ) {}
+
+  private get cfg(): Config['trends']['harvest'] {
+    return this.settings();
   }
 
-  private readonly bridgeMs: number;
+  private get windowMs(): number {
+    return this.cfg.window_s * 1000;
+  }
+
+  /** A block shorter than the bridge must not outlast its own policy. */
+  private get bridgeMs(): number {
+    return Math.min(BRIDGE_MS, this.cfg.ttl_s * 1000);
+  }
 
   get enabled(): boolean {
     return this.cfg.enabled;

@@ -69,6 +69,8 @@ export interface GatewayDeps {
   history?(ip: string): Promise<{ accepted: number; refused: number; protocolErrors: number } | undefined>;
   /** The clusters of recent mail, for the in-line outbreak check; absent when outbreak.enabled is off. */
   watch?: ClusterWatch;
+  /** The config with the detector settings changed in the center (config/overrides.ts), for the harvest guard. */
+  live?: () => Config;
 }
 
 /** Starts an smtp-server listening; resolves with the address it got (port 0: the one the system chose). */
@@ -114,7 +116,7 @@ export class Gateway {
     const { config, log } = deps;
     const g = config.gateway;
     this.sources = new SourceBook(g.trusted_networks);
-    this.harvest = new HarvestGuard(deps.counters, config.trends.harvest, config.trends.enabled);
+    this.harvest = new HarvestGuard(deps.counters, () => (deps.live?.() ?? config).trends.harvest, config.trends.enabled);
     // smtp-server formats an entry for every command it logs before the logger can drop it, which costs a few
     // percent of the gateway's time; its errors reach us through hooks and events anyway, so it only logs at debug.
     const smtpLog = log.level === 'debug' || log.level === 'trace' ? log.child({ component: 'smtp-server' }) : false;

@@ -188,6 +188,6 @@ function parseChange(raw: string): PolicyChange | undefined {
   }
   if (typeof v !== 'object' || v === null) return undefined;
   const { op, id } = v as Record<string, unknown>;
-  if ((op !== 'set' && op !== 'removed' && op !== 'similarity' && op !== 'audit') || typeof id !== 'string' || !id) return undefined;
+  if ((op !== 'set' && op !== 'removed' && op !== 'similarity' && op !== 'audit' && op !== 'settings') || typeof id !== 'string' || !id) return undefined;
   return { op, id };
 }

@@ -19,8 +19,11 @@ export interface LiveCounters {
  * clusters then reads at once (id: how many).
  */
 export interface PolicyChange {
-  /** `audit`: the audited mailbox users changed (monitor/audit/users.ts; id: the pattern). */
-  op: 'set' | 'removed' | 'similarity' | 'audit';
+  /**
+   * `audit`: the audited mailbox users changed (monitor/audit/users.ts; id: the pattern). `settings`: a detector's
+   * settings changed in the center (config/overrides.ts; id: the detector).
+   */
+  op: 'set' | 'removed' | 'similarity' | 'audit' | 'settings';
   id: string;
 }
 

@@ -52,6 +52,8 @@ export class ClusterWatch {
     private readonly db: Kysely<DB>,
     private readonly config: Config,
     private readonly log?: Logger,
+    /** The config with the outbreak rule as last changed in the center (config/overrides.ts); the loaded one if none. */
+    private readonly live: () => Config = () => config,
   ) {
     this.index = new SimilarityIndex({ ...indexOptionsOf(config.similarity), windowMs: config.outbreak.mirror_window_min * 60_000 });
     this.own = new SimilarityIndex({ ...indexOptionsOf(config.similarity), windowMs: OWN_MS });
@@ -107,9 +109,14 @@ export class ClusterWatch {
     return added;
   }
 
+  /** The outbreak section in force now: its rule keys may have been changed in the center. */
+  rule(): Config['outbreak'] {
+    return this.live().outbreak;
+  }
+
   /** What the clusters say about a new message, before it is indexed (the analyzer indexes it from its event). */
   check(fp: Fingerprint, m: { ip: string; recipients: number; suspicious: boolean }, policies: PolicyTable, now = Date.now()): WatchVerdict {
-    const cfg = this.config.outbreak;
+    const cfg = this.rule();
     const matches = this.index.query(fp, now);
     // This process's own copies that the mirror does not have yet count as members of the cluster they are like.
     const mine = this.own

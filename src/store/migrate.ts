@@ -285,6 +285,15 @@ export async function migrate(db: Kysely<DB>, dialect: Dialect): Promise<void> {
     .addColumn('added_by', 'text', (c) => c.notNull())
     .addColumn('added_at', big, (c) => c.notNull())
     .execute();
+  // Detector thresholds changed through the center or `postern detectors` (config/overrides.ts).
+  await db.schema
+    .createTable('settings_overrides')
+    .ifNotExists()
+    .addColumn('key', 'text', (c) => c.primaryKey())
+    .addColumn('value', 'text', (c) => c.notNull())
+    .addColumn('set_by', 'text', (c) => c.notNull())
+    .addColumn('set_at', big, (c) => c.notNull())
+    .execute();
   const idx2: [string, keyof DB, string[]][] = [
     ['quarantine_status', 'quarantine', ['status', 'expires_at']],
     ['correspondents_external', 'correspondents', ['external']],

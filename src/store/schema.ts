@@ -288,6 +288,17 @@ export interface AuditUsersTable {
   added_at: number;
 }
 
+/** A detector setting changed through the center or `postern detectors` (config/overrides.ts); beats the file's. */
+export interface SettingsOverridesTable {
+  /** Dotted config key, e.g. "trends.harvest.ip_unknown". */
+  key: string;
+  /** The value as JSON. */
+  value: string;
+  /** Who set it: "ROLE:NAME" or "cli". */
+  set_by: string;
+  set_at: number;
+}
+
 export interface DB {
   messages: MessagesTable;
   recipients: RecipientsTable;
@@ -311,4 +322,5 @@ export interface DB {
   account_tokens: AccountTokensTable;
   web_sessions: WebSessionsTable;
   audit_users: AuditUsersTable;
+  settings_overrides: SettingsOverridesTable;
 }

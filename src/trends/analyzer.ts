@@ -14,7 +14,8 @@ import type { PolicyChange } from '../matrix/live.ts';
 import { cidrContains } from '../policy/match.ts';
 import { Windows } from './windows.ts';
 import type { Detector, DetectorContext, Finding, MatrixEvent } from './detector.ts';
-import { detectors as builtIn } from './detectors/index.ts';
+import { allDetectors, isEnabled } from './detectors/index.ts';
+import { LiveSettings } from '../config/overrides.ts';
 import { SourceStats, SOURCE_TYPES } from './source-stats.ts';
 import { KnownLogins, KNOWN_LOGIN_TYPES } from './known-logins.ts';
 
@@ -33,6 +34,8 @@ const PG_SETTLE_MS = 1_000;
  * 50,000 events/s) that the gateway's event sink barely waits for the lock. Findings are written at once.
  */
 const METADATA_MS = 500;
+/** How often the detectors' settings changed in the center are read again (and at start). */
+const SETTINGS_MS = 2_000;
 
 export interface AnalyzerStats {
   cursor: number;
@@ -90,6 +93,9 @@ export class Analyzer {
   private lastLagWarn = 0;
   private chain: Promise<unknown> = Promise.resolve();
   private allowLoadedAt = -Infinity;
+  /** The detectors' settings with what was changed in the center (config/overrides.ts), read every SETTINGS_MS. */
+  private readonly settings: LiveSettings;
+  private settingsLoadedAt = -Infinity;
   /** Findings not yet written, and whether the cursor and metadata of analysed events are not yet stored. */
   private readonly findings: Finding[] = [];
   private unsaved = false;
@@ -101,7 +107,8 @@ export class Analyzer {
   private live = false;
 
   constructor(private readonly o: AnalyzerOptions) {
-    this.detectors = [...builtIn(o.config), ...(o.extra ?? [])];
+    this.settings = new LiveSettings(o.db, o.config, (err) => o.log.warn({ err: err.message }, 'detector settings'));
+    this.detectors = [...allDetectors(o.config), ...(o.extra ?? [])];
     this.types = analyzedTypes(this.detectors);
     for (const d of this.detectors) for (const t of d.types) this.byType.set(t, [...(this.byType.get(t) ?? []), d]);
     this.allow = new PolicyTable(o.db);
@@ -130,6 +137,7 @@ export class Analyzer {
    * written before), then follows the stream from the stored cursor.
    */
   async start(pollMs = this.o.config.trends.poll_ms): Promise<void> {
+    await this.reloadSettings();
     for (const d of this.detectors) await d.load?.(this.o.db, Date.now(), this.o.log);
     const state = await this.o.db.selectFrom('analyzer_state').selectAll().where('id', '=', 1).executeTakeFirst();
     const cursor = Number(state?.last_event_id ?? 0);
@@ -140,14 +148,14 @@ export class Analyzer {
       while (at < cursor) {
         const batch = await this.read(at, cursor);
         if (!batch.length) break;
-        for (const e of batch) for (const d of this.byType.get(e.type) ?? []) d.observe(e, this.ctx);
+        for (const e of batch) for (const d of this.byType.get(e.type) ?? []) if (this.on(d)) d.observe(e, this.ctx);
         at = batch[batch.length - 1].id;
       }
     }
     this.stats.cursor = cursor;
     this.live = true;
     await this.allow.load();
-    this.o.log.info({ cursor, replay_horizon_s: Math.round(horizon / 1000), detectors: this.detectors.map((d) => d.name) }, 'trend analyzer started');
+    this.o.log.info({ cursor, replay_horizon_s: Math.round(horizon / 1000), detectors: this.detectors.filter((d) => this.on(d)).map((d) => d.name) }, 'trend analyzer started');
     const loop = async () => {
       if (this.stopped) return;
       this.running = this.poll().catch((err) => this.o.log.error({ err }, 'trend analyzer step failed; trying again'));
@@ -223,6 +231,7 @@ export class Analyzer {
   private async readStep(): Promise<number> {
     // Findings not written last time (the store was busy or down) are written first.
     if (this.findings.length) await this.save();
+    if (performance.now() - this.settingsLoadedAt >= SETTINGS_MS) await this.reloadSettings();
     const batch = await this.read(this.stats.cursor);
     if (!batch.length) return 0;
     // The allow-list is read again at most every second, as the gateway does, not once per batch.
@@ -235,6 +244,7 @@ export class Analyzer {
       this.sources.observe(e);
       this.logins.observe(e);
       for (const d of this.byType.get(e.type) ?? []) {
+        if (!this.on(d)) continue;
         const f = d.observe(e, this.ctx);
         if (f?.length) this.findings.push(...f);
       }
@@ -254,6 +264,33 @@ export class Analyzer {
     }
     if (this.windows.size > 400_000) this.windows.sweep(t0);
     return batch.length;
+  }
+
+  /** The detector settings changed (announced on the policy bus): they are read again at the next poll. */
+  settingsChanged(): void {
+    this.settingsLoadedAt = -Infinity;
+  }
+
+  /** Whether a detector is switched on now: in the file, or as changed in the center since. */
+  private on(d: Detector): boolean {
+    return isEnabled(d.name, this.ctx.config);
+  }
+
+  /** Reads what was changed in the center; a store that cannot answer leaves the last settings in force. */
+  private async reloadSettings(): Promise<void> {
+    this.settingsLoadedAt = performance.now();
+    try {
+      if (!(await this.settings.load())) return;
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'could not read the detector settings; keeping the last ones');
+      return;
+    }
+    const before = this.ctx.config;
+    this.ctx.config = this.settings.config;
+    const switched = this.detectors.filter((d) => isEnabled(d.name, before) !== isEnabled(d.name, this.ctx.config));
+    if (this.settings.overrides.length || before !== this.o.config) {
+      this.o.log.info({ overrides: this.settings.overrides.map((o) => `${o.key}=${JSON.stringify(o.value)}`), switched: switched.map((d) => `${d.name}:${this.on(d) ? 'on' : 'off'}`) }, 'detector settings changed');
+    }
   }
 
   /**

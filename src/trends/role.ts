@@ -30,6 +30,8 @@ export async function runAnalyzerRole(loaded: LoadedConfig): Promise<number> {
   if (leadership) {
     analyzer = new Analyzer({ db: store.db, dialect: store.dialect, config, log, emit: sink.emit, onPolicy: (c) => void live.bus.publish(c).catch(() => undefined) });
     await analyzer.start();
+    const a = analyzer;
+    live.bus.subscribe((change) => change.op === 'settings' && a.settingsChanged());
     console.log(`Postern analyzer is following the events of ${store.dialect === 'postgres' ? 'the PostgreSQL store' : dataDir}`);
   }
   await stopped;

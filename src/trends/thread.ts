@@ -12,6 +12,8 @@ export interface AnalyzerThread {
   stats(): Promise<AnalyzerStats>;
   /** Analyses everything stored so far, then answers its stats. */
   drain(): Promise<AnalyzerStats>;
+  /** The detector settings changed in the center: read them before the next step. */
+  settingsChanged(): void;
   stop(): Promise<void>;
 }
 
@@ -84,6 +86,9 @@ export function startAnalyzerThread(opts: {
   return {
     stats: () => ask('stats'),
     drain: () => ask('drain'),
+    settingsChanged() {
+      void ready.then(() => worker.postMessage({ t: 'settings' } satisfies ToAnalyzer)).catch(() => undefined);
+    },
     async stop() {
       if (stopping) return;
       stopping = true;

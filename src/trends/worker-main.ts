@@ -17,7 +17,7 @@ export interface AnalyzerWorkerData {
   logLevel: LevelWithSilent;
 }
 
-export type ToAnalyzer = { t: 'stop' } | { t: 'stats'; seq: number } | { t: 'drain'; seq: number };
+export type ToAnalyzer = { t: 'stop' } | { t: 'stats'; seq: number } | { t: 'drain'; seq: number } | { t: 'settings' };
 export type FromAnalyzer =
   | { t: 'ready' }
   | { t: 'policy'; op: PolicyChange['op']; id: string }
@@ -48,6 +48,7 @@ const leadership = leading.then(async (l) => {
   return l;
 });
 port.on('message', (m: ToAnalyzer) => {
+  if (m.t === 'settings') analyzer.settingsChanged();
   if (m.t === 'stats') port.postMessage({ t: 'stats', seq: m.seq, stats: analyzer.stats } satisfies FromAnalyzer);
   if (m.t === 'drain') {
     void leadership.then(() => analyzer.drain()).then(() => port.postMessage({ t: 'stats', seq: m.seq, stats: analyzer.stats } satisfies FromAnalyzer));

@@ -57,6 +57,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 export const get = <T>(path: string) => request<T>('GET', path);
 export const post = <T>(path: string, body: unknown = {}) => request<T>('POST', path, body);
 export const del = <T>(path: string) => request<T>('DELETE', path);
+export const patch = <T>(path: string, body: unknown) => request<T>('PATCH', path, body);
 
 /** Plain text (the Prometheus exposition at /metrics). */
 export async function getText(path: string): Promise<string> {

@@ -13,6 +13,7 @@ import { Clusters } from './pages/clusters.tsx';
 import { ClusterPage } from './pages/cluster.tsx';
 import { MailboxPage, Mailboxes } from './pages/mailboxes.tsx';
 import { Settings } from './pages/settings.tsx';
+import { Accounts, MyAccount } from './pages/accounts.tsx';
 import './style.css';
 
 const STAFF = ['admin', 'auditor'];
@@ -25,6 +26,7 @@ const NAV: { path: string; label: string; roles: string[] }[] = [
   { path: '/clusters', label: 'Clusters', roles: STAFF },
   { path: '/mailboxes', label: 'Mailbox activity', roles: STAFF },
   { path: '/settings', label: 'Settings', roles: STAFF },
+  { path: '/accounts', label: 'Accounts', roles: ['admin'] },
 ];
 
 function Redirect({ to }: { to: string }) {
@@ -37,6 +39,7 @@ function Page({ me, path, query }: { me: Me; path: string; query: URLSearchParam
   if (path === '/' && !staff) return <Redirect to="/quarantine" />;
   if (path === '/') return <Overview />;
   if (path === '/quarantine') return <Quarantine me={me} />;
+  if (path === '/password') return <MyAccount me={me} />;
   if (!staff) return <p class="note error">This page is for admins and auditors; you are signed in as a {me.role}.</p>;
   if (path === '/messages') return <Messages />;
   let m = match('/messages/:id', path);
@@ -49,6 +52,7 @@ function Page({ me, path, query }: { me: Me; path: string; query: URLSearchParam
   m = match('/mailboxes/:user', path);
   if (m) return <MailboxPage me={me} user={m.user} />;
   if (path === '/settings') return <Settings q={query.get('q') ?? ''} />;
+  if (path === '/accounts') return <Accounts me={me} />;
   return <p class="note error">There is no page at this address.</p>;
 }
 
@@ -110,6 +114,9 @@ function App() {
         </nav>
         <span class="who">
           {me.name} <span class="muted">({me.role})</span>{' '}
+          <button type="button" class="link" onClick={() => navigate('/password')}>
+            Change password
+          </button>{' '}
           <button type="button" class="link" onClick={signOut}>
             Sign out
           </button>

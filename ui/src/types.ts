@@ -193,16 +193,83 @@ export interface Settings {
   sections: { name: string; keys: SettingKey[] }[];
 }
 
+/** Who changed a detector setting at run time, and when. */
+export interface SettingOverride {
+  set_by: string;
+  set_at: number;
+}
+
+export interface DetectorSetting extends SettingKey {
+  file_value: unknown;
+  override: SettingOverride | null;
+  editable: boolean;
+}
+
 export interface DetectorInfo {
   name: string;
   summary: string;
   switch: string;
   enabled: boolean;
-  thresholds: SettingKey[];
+  switch_editable: boolean;
+  switch_override: SettingOverride | null;
+  thresholds: DetectorSetting[];
   policies_24h: number;
 }
 
 export interface Detectors {
   analyzer_enabled: boolean;
   items: DetectorInfo[];
+}
+
+/** An active policy acting on a source (GET /api/v1/sources). */
+export interface SourcePolicy {
+  id: string;
+  action: string;
+  target_kind: string;
+  target: string;
+  expires_at: number | null;
+  for: string | null;
+}
+
+/** One source of GET /api/v1/sources: an address, network, HELO name, sender domain or sender, with its counts. */
+export interface SourceItem {
+  kind: 'address' | 'network' | 'helo' | 'domain' | 'sender';
+  key: string;
+  /** The address's /24 or /64; null for the other kinds. */
+  network: string | null;
+  first_seen: number;
+  last_seen: number;
+  connections: number;
+  messages: number;
+  recipients: number;
+  unknown_recipients: number;
+  refused: number;
+  quarantined: number;
+  delivered: number;
+  refused_share: number;
+  quarantined_share: number;
+  unknown_share: number;
+  score_avg: number | null;
+  policies: SourcePolicy[];
+}
+
+/** One account of GET /api/v1/accounts (admins only): never its password. */
+export interface AccountItem {
+  name: string;
+  role: 'admin' | 'auditor' | 'user';
+  addresses: string[];
+  created_at: number;
+  disabled: boolean;
+  tokens: number;
+  sessions: number;
+}
+
+/** One API token of an account: its id and label, never the secret. */
+export interface TokenItem {
+  id: string;
+  account: string;
+  label: string;
+  created_at: number;
+  last_used_at: number | null;
+  expires_at: number | null;
 }

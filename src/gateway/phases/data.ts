@@ -150,7 +150,8 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   const hits = [...st.connectHits, ...st.heloHits, ...mailRes.hits, ...dataRes.hits];
   let scored = total(hits, deps.scores);
   // Outbreaks: what the clusters of recent mail say of this message, with the score of everything else.
-  const suspicious = scored.score >= config.outbreak.suspicious_score;
+  const rule = deps.watch?.rule() ?? config.outbreak;
+  const suspicious = scored.score >= rule.suspicious_score;
   let clusters: number[] = [];
   const similar: Record<string, unknown> = {};
   if (fp && deps.watch) {
@@ -161,7 +162,7 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
     const hit = (name: string, detail: string[]): SymbolHit => ({ name, check: 'similarity', score: deps.scores.scoreOf(name), weight: 1, detail });
     if (declared.length) hits.push(hit('OUTBREAK', [`cluster ${declared[0].target}`, declared[0].reason]));
     else if (w.tips) hits.push(hit('OUTBREAK', [w.tips.cluster ? `cluster ${w.tips.cluster}` : 'new cluster', `${w.tips.reason} (with this copy)`]));
-    else if (suspicious && !w.safe && w.best && w.best.ips + 1 >= Math.max(2, config.outbreak.min_sources)) {
+    else if (suspicious && !w.safe && w.best && w.best.ips + 1 >= Math.max(2, rule.min_sources)) {
       hits.push(hit('SIMILAR_CAMPAIGN', [`cluster ${w.best.id}`, `${w.best.members} similar from ${w.best.ips} sources`]));
     }
     if (hits.length && hits[hits.length - 1].check === 'similarity') scored = total(hits, deps.scores);

@@ -10,17 +10,18 @@ import { bruteForce } from './brute-force.ts';
 import { OutbreakDetector } from './outbreak.ts';
 import { loginAnomaly } from './login-anomaly.ts';
 
-/** Fresh detector instances (some keep state of their own) for the detectors enabled in config. */
-export function detectors(config: Config): Detector[] {
-  const t = config.trends;
-  const all: [boolean, () => Detector][] = [
-    [t.harvest.enabled, () => harvest],
-    [t.flood.enabled, floodDetector],
-    [t.reputation.enabled, () => reputation],
-    [t.backscatter.enabled, () => backscatter],
-    [t.brute_force.enabled, () => bruteForce],
-    [t.login_anomaly.enabled, loginAnomaly],
-    [config.outbreak.enabled, () => new OutbreakDetector(config)],
-  ];
-  return all.filter(([on]) => on).map(([, make]) => make());
+/** Whether a detector is switched on in this config ([trends.NAME] enabled, or [outbreak] enabled). */
+export function isEnabled(name: string, config: Config): boolean {
+  if (name === 'outbreak') return config.outbreak.enabled;
+  const section = (config.trends as unknown as Record<string, { enabled?: unknown } | undefined>)[name];
+  return section?.enabled !== false;
+}
+
+/**
+ * Fresh instances (some keep state of their own) of every trend detector, switched on or not: the center can switch
+ * one on at run time (config/overrides.ts), so the analyzer asks isEnabled for each event. The outbreak detector
+ * only when [outbreak] is on: its switch also turns the gateways' fingerprints on and off, and takes a restart.
+ */
+export function allDetectors(config: Config): Detector[] {
+  return [harvest, floodDetector(), reputation, backscatter, bruteForce, loginAnomaly(), ...(config.outbreak.enabled ? [new OutbreakDetector(config)] : [])];
 }

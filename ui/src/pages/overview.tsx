@@ -1,10 +1,10 @@
-// The overview: the last hour's mail by action, the alerts, the latest messages, active policies, current outbreaks,
-// recent failed sign-ins and the queue's health.
+// The overview: the last hour's mail by action, the alerts, the latest messages, the top sending addresses and sender
+// domains, active policies, current outbreaks, recent failed sign-ins and the queue's health.
 import { get, getText, qs } from '../api.ts';
 import { Chart, type Series } from '../chart.tsx';
 import { ACTION_ORDER, Badge, Empty, Score, Section, Show, Time, Val, useLoad, worst } from '../components.tsx';
 import { useLiveTick } from '../live.ts';
-import type { Alert, EventRow, MessageItem, Page, PolicyRow, ClusterSummary } from '../types.ts';
+import type { Alert, EventRow, MessageItem, Page, PolicyRow, ClusterSummary, SourceItem } from '../types.ts';
 
 const HOUR = 3_600_000;
 const COLORS: Record<string, string> = { accept: '#2e7d32', tag: '#b8860b', quarantine: '#e65100', redirect: '#1565c0', defer: '#6a1b9a', reject: '#c62828' };
@@ -131,6 +131,77 @@ function Latest({ tick }: { tick: number }) {
                     </td>
                     <td class="num">
                       <Score n={m.score} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
+      </Show>
+    </Section>
+  );
+}
+
+const DAY = 24 * HOUR;
+const pct = (share: number) => (share > 0 ? ` (${Math.round(share * 100)}%)` : '');
+
+/**
+ * The ten sources of a kind most active by messages among those seen in the last 24 hours. The analyzer keeps
+ * totals per source, not per day, so the counts are since each was first seen; the caption says so.
+ */
+function TopSources({ tick, kind, title, head, link }: { tick: number; kind: 'address' | 'domain'; title: string; head: string; link: (key: string) => string }) {
+  const st = useLoad(() => get<Page<SourceItem>>(`/api/v1/sources${qs({ kind, sort: 'messages', since: Date.now() - DAY, limit: 10 })}`), [tick]);
+  return (
+    <Section title={title}>
+      <p class="muted caption">Seen in the last 24 hours, the 10 with the most messages; counts are totals since first seen.</p>
+      <Show state={st} what="sources">
+        {(p) =>
+          p.items.length === 0 ? (
+            <Empty>No source seen in the last 24 hours (the trend analyzer keeps these figures: trends.enabled).</Empty>
+          ) : (
+            <table class={`top-sources top-${kind}`}>
+              <thead>
+                <tr>
+                  <th>{head}</th>
+                  <th class="num">Messages</th>
+                  <th class="num">Refused</th>
+                  <th class="num">Quarantined</th>
+                  <th>Last seen</th>
+                  <th>Policy</th>
+                </tr>
+              </thead>
+              <tbody>
+                {p.items.map((s) => (
+                  <tr key={s.key} data-key={s.key}>
+                    <td class="addr">
+                      <a href={link(s.key)} title={`Messages from ${s.key}`}>
+                        {s.key}
+                      </a>
+                      {s.network && <span class="muted"> {s.network}</span>}
+                    </td>
+                    <td class="num">{s.messages}</td>
+                    <td class="num" title="Recipients refused at RCPT and messages refused at DATA, per recipient offered">
+                      {s.refused}
+                      <span class="muted">{pct(s.refused_share)}</span>
+                    </td>
+                    <td class="num" title="Recipients whose copy was quarantined, per recipient offered">
+                      {s.quarantined}
+                      <span class="muted">{pct(s.quarantined_share)}</span>
+                    </td>
+                    <td>
+                      <Time ms={s.last_seen} />
+                    </td>
+                    <td>
+                      {s.policies.length === 0 ? (
+                        <span class="muted">—</span>
+                      ) : (
+                        s.policies.map((x) => (
+                          <a key={x.id} href="/ui/policies" data-policy={x.id} title={`${x.id}: ${x.action} ${x.target_kind} ${x.target}${x.for ? ` for ${x.for}` : ''}`}>
+                            <Badge text={x.action} />{' '}
+                          </a>
+                        ))
+                      )}
                     </td>
                   </tr>
                 ))}
@@ -308,6 +379,8 @@ export function Overview() {
       <div class="grid">
         <Alerts tick={tick} />
         <Latest tick={tick} />
+        <TopSources tick={tick} kind="address" title="Top sources" head="Address (network)" link={(ip) => `/ui/messages${qs({ ip })}`} />
+        <TopSources tick={tick} kind="domain" title="Top sender domains" head="Sender domain" link={(d) => `/ui/messages${qs({ sender: `@${d}` })}`} />
         <Outbreaks tick={tick} />
         <ActivePolicies tick={tick} />
         <AuthFailures tick={tick} />

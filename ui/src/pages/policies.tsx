@@ -186,7 +186,7 @@ export function Policies({ me }: { me: Me }) {
           )
         }
       </Show>
-      <DetectorsPanel />
+      <DetectorsPanel admin={admin} />
     </div>
   );
 }
