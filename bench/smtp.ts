@@ -4,6 +4,7 @@
 //
 //   npm run bench:smtp -- [--messages 20000] [--sessions 20] [--sizes 4096,65536] [--workers N] [--latency-rate 200]
 //                         [--client node] [--extra-config FILE (TOML appended to the gateway's config)]
+//                         [--node-args="--cpu-prof --cpu-prof-dir=DIR" (options for the gateway's node)]
 //
 // The full pipeline is measured: SMTP in, parse, checks, decision, spool fsync, commit, and relay to a downstream
 // smtp-sink; a run counts as done when the downstream has every message.
@@ -26,6 +27,8 @@ const { values } = parseArgs({
     client: { type: 'string' },
     /** A TOML file appended to the gateway's config, to measure other settings (checks off, other thresholds). */
     'extra-config': { type: 'string' },
+    /** Options for the gateway's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes. */
+    'node-args': { type: 'string' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -238,7 +241,8 @@ async function startGateway(downstreamPort: number, workers: number | undefined)
       'enabled = false',
     ].join('\n') + '\n' + (values['extra-config'] ? fs.readFileSync(values['extra-config'], 'utf8') : ''),
   );
-  const proc = spawn(process.execPath, [path.join(root, 'bin/postern.js'), 'start', '--config', cfg], {
+  const nodeArgs = values['node-args']?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(root, 'bin/postern.js'), 'start', '--config', cfg], {
     stdio: ['ignore', 'pipe', 'inherit'],
     cwd: dir,
   });

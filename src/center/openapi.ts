@@ -12,6 +12,7 @@ import { MailboxesQuery, MailboxParams, MailboxQuery } from './api-mailboxes.ts'
 import { AlertsQuery } from './api-alerts.ts';
 import { AccountBody, AccountParams, AccountPatch, AccountsQuery, OwnPasswordBody, PasswordBody, TokenBody, TokenParams } from './api-accounts.ts';
 import { SourcesQuery } from './api-sources.ts';
+import { QueueParams, QueueQuery } from './api-queue.ts';
 import { DetectorParams, DetectorPatch } from './api-settings.ts';
 import type { WebDeps } from './server.ts';
 
@@ -113,6 +114,26 @@ export const OPERATIONS: Op[] = [
     params: MessageParams,
     ok: 'The story.',
   },
+  {
+    method: 'get',
+    path: '/api/v1/queue',
+    tag: 'queue',
+    summary: 'Recipients waiting for delivery (queued or deferred), oldest first, with filters and a cursor, and a summary of the whole queue.',
+    roles: ['admin', 'auditor'],
+    query: QueueQuery,
+    ok: '{ items: [{ queue_id, rcpt, deliver_to, route, status, attempts, next_attempt_at, last_error, message_id, mail_from, subject, size, received_at, age_ms }], next_cursor, limit, summary: { recipients, messages, with_errors, oldest_received_at } }',
+  },
+  {
+    method: 'post',
+    path: '/api/v1/queue/:id/retry',
+    tag: 'queue',
+    summary: "Make a message's waiting recipients due now: the relay tries them at its next poll (postern queue retry). 409 not_waiting when none is waiting.",
+    roles: ['admin'],
+    params: QueueParams,
+    body: empty,
+    ok: '{ queue_id, recipients }',
+  },
+  { method: 'post', path: '/api/v1/queue/flush', tag: 'queue', summary: 'Make every waiting recipient due now (postern queue flush).', roles: ['admin'], body: empty, ok: '{ recipients }' },
   { method: 'get', path: '/api/v1/policies', tag: 'policies', summary: 'List live policies, newest first.', roles: ['admin', 'auditor'], query: PoliciesQuery, ok: '{ items, next_cursor, limit }' },
   { method: 'get', path: '/api/v1/policies/:id', tag: 'policies', summary: 'One policy.', roles: ['admin', 'auditor'], params: PolicyParams, ok: 'The policy.' },
   { method: 'post', path: '/api/v1/policies', tag: 'policies', summary: 'Add a policy.', roles: ['admin'], body: PolicyBody, ok: 'The policy.', status: 201 },

@@ -42,6 +42,7 @@ import { settingsApi } from './api-settings.ts';
 import type { LiveSettings } from '../config/overrides.ts';
 import { accountsApi } from './api-accounts.ts';
 import { sourcesApi } from './api-sources.ts';
+import { queueApi } from './api-queue.ts';
 
 export interface WebDeps {
   config: Config;
@@ -194,6 +195,7 @@ export async function startWeb(deps: WebDeps): Promise<WebServer> {
   await app.register(accountsApi, { ...deps, prefix: '/api/v1' });
   await app.register(sourcesApi, { ...deps, prefix: '/api/v1/sources' });
   await app.register(messagesApi, { ...deps, prefix: '/api/v1/messages' });
+  await app.register(queueApi, { ...deps, prefix: '/api/v1/queue' });
   await app.register(policiesApi, { ...deps, prefix: '/api/v1/policies' });
   await app.register(eventsApi, { ...deps, prefix: '/api/v1' });
   await app.register(openApiRoute, { ...deps });

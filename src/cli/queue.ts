@@ -1,5 +1,18 @@
 // postern queue list|retry|flush: the relay's waiting messages, shared with a running Postern through the store.
 import { args, fmtTime, load, withStore } from './common.ts';
+import { cliActor } from './quarantine.ts';
+import { silentLogger } from '../core/log.ts';
+import { EventSink } from '../matrix/sink.ts';
+import { requestRetry, WAITING } from '../relay/queue-control.ts';
+import type { StoreDb } from '../store/db.ts';
+
+/** retry/flush through the relay's own function, recorded as an event like the center's. */
+async function retry(s: StoreDb, id: string | null, now: number): Promise<number> {
+  const sink = new EventSink(s, silentLogger);
+  const n = await requestRetry(s.db, sink.emit, id, cliActor(), now);
+  await sink.flush();
+  return n;
+}
 
 export async function runQueue(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -13,7 +26,7 @@ export async function runQueue(argv: string[]): Promise<number> {
           .selectFrom('recipients')
           .innerJoin('messages', 'messages.id', 'recipients.msg_id')
           .select(['recipients.msg_id', 'recipients.rcpt', 'recipients.deliver_to', 'recipients.status', 'recipients.attempts', 'recipients.next_attempt_at', 'recipients.last_error', 'messages.mail_from', 'messages.received_at', 'messages.size'])
-          .where('recipients.status', 'in', ['queued', 'deferred'])
+          .where('recipients.status', 'in', [...WAITING])
           .orderBy('messages.received_at')
           .execute();
         if (values.json) console.log(JSON.stringify(rows, null, 2));
@@ -32,8 +45,7 @@ export async function runQueue(argv: string[]): Promise<number> {
           console.error('usage: postern queue retry <queue-id>');
           return 64;
         }
-        const r = await s.db.updateTable('recipients').set({ next_attempt_at: now }).where('msg_id', '=', id).where('status', 'in', ['queued', 'deferred']).executeTakeFirst();
-        const n = Number(r.numUpdatedRows);
+        const n = await retry(s, id, now);
         if (!n) {
           console.error(`postern: nothing waiting for ${id}`);
           return 1;
@@ -42,8 +54,7 @@ export async function runQueue(argv: string[]): Promise<number> {
         return 0;
       }
       case 'flush': {
-        const r = await s.db.updateTable('recipients').set({ next_attempt_at: now }).where('status', 'in', ['queued', 'deferred']).executeTakeFirst();
-        console.log(`${Number(r.numUpdatedRows)} recipient(s) due now`);
+        console.log(`${await retry(s, null, now)} recipient(s) due now`);
         return 0;
       }
       default:

@@ -54,6 +54,11 @@ export const EVENT_TYPES = {
   'relay.deferred': { level: 'info', description: 'Recipients failed temporarily; the next attempt time is set.' },
   'relay.bounced': { level: 'warn', description: 'Recipients failed permanently or expired; a DSN was queued.' },
   'relay.recovered': { level: 'info', description: 'Spool entries found at start-up and resumed or discarded.' },
+  'queue.retry_requested': {
+    level: 'info',
+    description:
+      'An admin made waiting recipients due now (postern queue retry|flush, the center): one message (scope message, with its id) or all (scope all); carries how many recipients and who did it.',
+  },
   'auth.failed': {
     level: 'info',
     description:

@@ -41,7 +41,9 @@ export function startAnalyzerThread(opts: {
         password: opts.password,
         logLevel: opts.log.level as LevelWithSilent,
       };
-      const w = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: data });
+      // Compiled (dist/), the thread runs its JavaScript; from the sources, worker.mjs loads them through tsx.
+      const entry = import.meta.url.endsWith('.js') ? './worker-main.js' : './worker.mjs';
+      const w = new Worker(new URL(entry, import.meta.url), { workerData: data });
       worker = w;
       let ready = false;
       w.on('message', (m: FromAnalyzer) => {

@@ -350,8 +350,8 @@ describe.skipIf(await missing('chromium'))('the monitoring center in Chromium', 
     await page.locator('p.note.error').getByText(/trends\.harvest\.ip_ratio/).waitFor();
     await form.getByRole('button', { name: 'Reset to file' }).click();
     await harvest.getByText('ip_unknown = 15').waitFor();
-    const api = await page.evaluate(() => fetch('/api/v1/detectors').then((r) => r.json()));
-    expect(api.items.find((d: { name: string }) => d.name === 'harvest').thresholds.every((t: { override: unknown }) => t.override === null)).toBe(true);
+    const api = (await page.evaluate(() => fetch('/api/v1/detectors').then((r) => r.json()))) as { items: { name: string; thresholds: { override: unknown }[] }[] };
+    expect(api.items.find((d) => d.name === 'harvest')?.thresholds.every((t) => t.override === null)).toBe(true);
     await ctx.close();
   });
 
@@ -419,6 +419,141 @@ describe.skipIf(await missing('chromium'))('the monitoring center in Chromium', 
     await fresh.page.goto(`${p.webUrl}/ui/accounts`);
     await fresh.page.getByText('This page is for admins').waitFor();
     await fresh.ctx.close();
+  });
+
+  it("blocks a held message's sender for the recipient's domain from the quarantine page; the policy is on the Policies page", async () => {
+    const { ctx, page } = await open();
+    await signIn(page, 'root', PW.root);
+    await page.locator('header nav').getByRole('link', { name: 'Quarantine' }).click();
+    const id = held['iso-image.eml'];
+    const sender = (await p.app.quarantine.get(id))!.sender;
+    const row = page.locator(`tr[data-id="${id}"]`);
+    // A block for everyone asks once more: the first click writes nothing.
+    await row.getByLabel('Scope').selectOption('global');
+    await row.getByRole('button', { name: 'Block sender' }).click();
+    await row.getByRole('button', { name: 'Confirm block for everyone' }).waitFor();
+    expect(await p.app.store.db.selectFrom('policies').select('id').where('target', '=', sender).execute()).toEqual([]);
+    await row.getByLabel('Scope').selectOption('domain');
+    await row.getByRole('button', { name: 'Block sender' }).click();
+    const flash = page.getByRole('status');
+    await flash.getByText(`Blocked ${sender} for the domain fabrikam.com: block policy`).waitFor();
+    const pid = (await flash.getByRole('link').textContent())!;
+    const policy = await p.app.store.db.selectFrom('policies').select(['target_kind', 'action', 'params', 'source', 'reason']).where('id', '=', pid).executeTakeFirst();
+    expect(policy).toMatchObject({ target_kind: 'sender', action: 'block', params: JSON.stringify({ for: '*@fabrikam.com' }), source: 'quarantine' });
+    expect(policy!.reason).toContain('by admin:root');
+    // Listing a sender does not release or delete the copy.
+    expect((await p.app.quarantine.get(id))!.status).toBe('held');
+    await flash.getByRole('link').click();
+    await page.getByRole('heading', { name: 'Policies' }).waitFor();
+    await page.locator(`table.policies tr[data-id="${pid}"]`).getByText(sender).waitFor();
+    await ctx.close();
+  });
+
+  it('lets a user account allow the sender of its own held message for itself and report the message as spam', async () => {
+    const { ctx, page } = await open();
+    await signIn(page, 'alice', PW.alice);
+    await page.getByRole('heading', { name: 'Quarantine' }).waitFor();
+    const id = held['macro-doc.eml'];
+    const sender = (await p.app.quarantine.get(id))!.sender;
+    const row = page.locator(`tr[data-id="${id}"]`);
+    await row.getByRole('button', { name: 'Allow sender' }).waitFor();
+    // A user lists senders for its own mailbox only: no scope to choose.
+    expect(await row.getByLabel('Scope').count()).toBe(0);
+    await row.getByRole('button', { name: 'Allow sender' }).click();
+    const flash = page.getByRole('status');
+    await flash.getByText(new RegExp(`^Allowed ${sender.replace(/[.+]/g, '\\$&')} for ${ALICE.replace(/\./g, '\\.')}: allow policy P\\w+\\.$`)).waitFor();
+    // A user has no Policies page to link to.
+    expect(await flash.getByRole('link').count()).toBe(0);
+    const policies = await p.app.store.db.selectFrom('policies').select(['action', 'params', 'source', 'reason']).where('target', '=', sender).execute();
+    expect(policies).toHaveLength(1);
+    expect(policies[0]).toMatchObject({ action: 'allow', params: JSON.stringify({ for: ALICE }), source: 'quarantine' });
+    expect(policies[0].reason).toContain('by user:alice');
+    await row.getByRole('button', { name: 'Report spam' }).click();
+    await flash.getByText(/^Reported “.*” as spam: the classifier learned it\.$/).waitFor();
+    expect(await p.app.store.db.selectFrom('bayes_learned').select('class').execute()).toEqual([{ class: 'spam' }]);
+    expect((await p.app.quarantine.get(id))!.status).toBe('held');
+    await ctx.close();
+  });
+
+  it("marks a cluster safe, then bad with a block, on the cluster's page; the verdict says who set it", async () => {
+    const now = Date.now();
+    await p.app.store.db
+      .insertInto('clusters')
+      .values({ id: 990001, first_seen: now - 600_000, last_seen: now, members: 4, ips: 3, sender_domains: 2, recipients: 4, suspicious: 2, state: 'watching', declared_at: null, declared_by: null, subject: 'Invoice overdue', updated_at: now })
+      .execute();
+    const { ctx, page } = await open();
+    await signIn(page, 'root', PW.root);
+    await page.locator('header nav').getByRole('link', { name: 'Clusters' }).click();
+    await page.locator('table.clusters').getByRole('link', { name: '#990001' }).click();
+    await page.getByRole('heading', { name: /Cluster #990001/ }).waitFor();
+    await page.locator('p.verdict[data-verdict="none"]').getByText('No verdict yet.').waitFor();
+    const form = page.locator('form.mark-cluster');
+    await form.getByLabel('Reason').fill('the quarterly invoice run of a customer');
+    await form.getByRole('button', { name: 'Mark safe' }).click();
+    const flash = page.getByRole('status');
+    await flash.getByText(/^Marked cluster #990001 safe: allow policy P\w+\.$/).waitFor();
+    const verdict = page.locator('p.verdict[data-verdict="safe"]');
+    await verdict.getByText('admin:root').waitFor();
+    await verdict.getByText(/the quarterly invoice run of a customer$/).waitFor();
+    const pick = () => p.app.store.db.selectFrom('policies').select(['action', 'source', 'reason', 'evidence']).where('target_kind', '=', 'cluster').where('target', '=', '990001').execute();
+    const safe = await pick();
+    expect(safe).toMatchObject([{ action: 'allow', source: 'admin', reason: 'the quarterly invoice run of a customer' }]);
+    expect(JSON.parse(safe[0].evidence)).toMatchObject({ verdict: 'safe', by: 'admin:root' });
+    await shot(page, 'cluster');
+    await form.getByLabel('Reason').fill('invoice lure with a macro');
+    await form.getByLabel('If bad').selectOption('block');
+    await form.getByRole('button', { name: 'Mark bad' }).click();
+    await flash.getByText(/^Marked cluster #990001 bad: block policy P\w+\.$/).waitFor();
+    await page.locator('p.verdict[data-verdict="bad"]').getByText('admin:root').waitFor();
+    // A new mark replaces the admin's earlier one.
+    expect(await pick()).toMatchObject([{ action: 'block', source: 'admin', reason: 'invoice lure with a macro' }]);
+    await ctx.close();
+  });
+
+  it('lists a message the downstream defers on the Queue page with its last error, retries all with a confirm, and one message once the downstream takes it', async () => {
+    const to = 'queue.waiting@fabrikam.com';
+    const subject = 'Minutes held up downstream';
+    // The sink answers 451 for this recipient only; every other test's mail is untouched.
+    sink.behaviour.data = (m) => (m.to.includes(to) ? 451 : undefined);
+    try {
+      const id = await send(p.port, 'ann.lee@partner.example', [to], clean(subject, to));
+      const attempts = async () => (await p.app.store.db.selectFrom('recipients').select(['status', 'attempts']).where('msg_id', '=', id).executeTakeFirstOrThrow());
+      await until(async () => (await attempts()).status === 'deferred', 10_000, 'the message deferred');
+      const { ctx, page } = await open();
+      await signIn(page, 'root', PW.root);
+      await page.locator('header nav').getByRole('link', { name: 'Queue' }).click();
+      const row = page.locator(`tr[data-id="${id}"]`);
+      await row.getByText(to).waitFor();
+      await row.getByText('451 4.3.0 later').waitFor();
+      expect(await row.getByRole('link', { name: subject }).getAttribute('href')).toBe(`/ui/messages/${id}`);
+      await page.locator('.queue-summary').getByText(/recipient\(s\) waiting/).waitFor();
+      await shot(page, 'queue');
+
+      await page.getByLabel('Recipient domain').fill('example.org');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByText('Nothing waiting matches.').waitFor();
+      await page.getByLabel('Recipient domain').fill('fabrikam.com');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await row.getByText(to).waitFor();
+
+      // Retry all asks first; the sink still refuses, so the message waits again after one more attempt.
+      await page.getByRole('button', { name: 'Retry all now' }).click();
+      await page.getByRole('button', { name: /^Confirm: retry all \d+ now$/ }).click();
+      await page.getByRole('status').getByText(/^\d+ recipient\(s\) due now/).waitFor();
+      await until(async () => (await attempts()).attempts === 2 && (await attempts()).status === 'deferred', 10_000, 'a second attempt');
+
+      sink.behaviour.data = undefined;
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await row.getByRole('button', { name: 'Retry' }).click();
+      await page.getByRole('status').getByText(`${id}: 1 recipient(s) due now`, { exact: false }).waitFor();
+      await until(async () => (await attempts()).status === 'delivered', 10_000, 'the retried message delivered');
+      expect(sink.messages.some((m) => m.to.includes(to))).toBe(true);
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await row.waitFor({ state: 'detached' });
+      await ctx.close();
+    } finally {
+      sink.behaviour.data = undefined;
+    }
   });
 
   it('raised no script error or CSP violation on any page', () => {

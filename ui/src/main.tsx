@@ -6,6 +6,7 @@ import { interceptLinks, match, navigate, useLocation } from './router.ts';
 import { Login } from './pages/login.tsx';
 import { Overview } from './pages/overview.tsx';
 import { Messages } from './pages/messages.tsx';
+import { Queue } from './pages/queue.tsx';
 import { MessageStory } from './pages/message.tsx';
 import { Quarantine } from './pages/quarantine.tsx';
 import { Policies } from './pages/policies.tsx';
@@ -21,6 +22,7 @@ const STAFF = ['admin', 'auditor'];
 const NAV: { path: string; label: string; roles: string[] }[] = [
   { path: '/', label: 'Overview', roles: STAFF },
   { path: '/messages', label: 'Messages', roles: STAFF },
+  { path: '/queue', label: 'Queue', roles: STAFF },
   { path: '/quarantine', label: 'Quarantine', roles: ['admin', 'auditor', 'user'] },
   { path: '/policies', label: 'Policies', roles: STAFF },
   { path: '/clusters', label: 'Clusters', roles: STAFF },
@@ -42,12 +44,13 @@ function Page({ me, path, query }: { me: Me; path: string; query: URLSearchParam
   if (path === '/password') return <MyAccount me={me} />;
   if (!staff) return <p class="note error">This page is for admins and auditors; you are signed in as a {me.role}.</p>;
   if (path === '/messages') return <Messages />;
+  if (path === '/queue') return <Queue me={me} />;
   let m = match('/messages/:id', path);
   if (m) return <MessageStory id={m.id} />;
   if (path === '/policies') return <Policies me={me} />;
   if (path === '/clusters') return <Clusters />;
   m = match('/clusters/:id', path);
-  if (m) return <ClusterPage id={m.id} />;
+  if (m) return <ClusterPage me={me} id={m.id} />;
   if (path === '/mailboxes') return <Mailboxes me={me} q={query.get('q') ?? ''} />;
   m = match('/mailboxes/:user', path);
   if (m) return <MailboxPage me={me} user={m.user} />;

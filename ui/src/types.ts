@@ -273,3 +273,26 @@ export interface TokenItem {
   last_used_at: number | null;
   expires_at: number | null;
 }
+
+/** One waiting recipient of GET /api/v1/queue: queued (not tried yet) or deferred (waiting for its next attempt). */
+export interface QueueItem {
+  queue_id: string;
+  rcpt: string;
+  deliver_to: string;
+  route: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  message_id: string | null;
+  mail_from: string;
+  subject: string | null;
+  size: number;
+  received_at: number;
+  age_ms: number;
+}
+
+/** GET /api/v1/queue: a page of waiting recipients, and the whole queue in numbers. */
+export interface QueuePage extends Page<QueueItem> {
+  summary: { recipients: number; messages: number; with_errors: number; oldest_received_at: number | null };
+}

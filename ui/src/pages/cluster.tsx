@@ -1,10 +1,95 @@
-// One cluster: its figures, the policies on it, every copy with what happened to it, and its events.
-import { get } from '../api.ts';
+// One cluster: its figures, its verdict with an admin's mark (safe or bad), the policies on it, every copy with what
+// happened to it, and its events.
+import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
+import { ApiError, enc, get, post, type Me } from '../api.ts';
 import { Badge, Empty, Events, Section, Show, Time, useLoad } from '../components.tsx';
-import type { ClusterDetail } from '../types.ts';
+import type { ClusterDetail, PolicyRow } from '../types.ts';
 
-export function ClusterPage({ id }: { id: string }) {
+type Flash = { ok: boolean; text: ComponentChildren };
+
+/** Who set the cluster's verdict: an admin's mark names its admin in the evidence; a detector's policy, its source. */
+function setBy(p: PolicyRow): string {
+  return typeof p.evidence.by === 'string' ? p.evidence.by : p.source;
+}
+
+/** The verdict, who set it and why; for admins, the form that marks the cluster safe or bad. */
+function Verdict({ d, admin, done }: { d: ClusterDetail; admin: boolean; done: (f: Flash) => void }) {
+  const [reason, setReason] = useState('');
+  const [action, setAction] = useState<'quarantine' | 'block'>('quarantine');
+  const [busy, setBusy] = useState(false);
+  const p = d.policies.find((x) => x.id === d.cluster.policy);
+
+  async function mark(verdict: 'safe' | 'bad') {
+    setBusy(true);
+    try {
+      // The API takes an action for a bad verdict only (safe is always an allow).
+      const body = { verdict, ...(reason.trim() && { reason: reason.trim() }), ...(verdict === 'bad' && { action }) };
+      const r = await post<{ policy: PolicyRow }>(`/api/v1/clusters/${enc(String(d.cluster.id))}/mark`, body);
+      const lifted = Array.isArray(r.policy.evidence.lifted) ? (r.policy.evidence.lifted as string[]) : [];
+      done({
+        ok: true,
+        text: (
+          <>
+            Marked cluster #{d.cluster.id} {verdict}: {r.policy.action} policy <a href="/ui/policies">{r.policy.id}</a>
+            {lifted.length > 0 && `; lifted the detector's ${lifted.join(', ')}`}.
+          </>
+        ),
+      });
+      setReason('');
+    } catch (err) {
+      done({ ok: false, text: `Not marked: ${err instanceof ApiError ? err.message : String(err)}` });
+    }
+    setBusy(false);
+  }
+
+  return (
+    <Section title="Verdict">
+      <p class="verdict" data-verdict={d.cluster.verdict ?? 'none'}>
+        {d.cluster.verdict ? <Badge text={d.cluster.verdict} /> : <span class="muted">No verdict yet.</span>}
+        {p && (
+          <>
+            {' '}
+            set by <b>{setBy(p)}</b> <Time ms={p.created_at} /> ({p.action} policy {p.id}): {p.reason}
+          </>
+        )}
+      </p>
+      {admin && (
+        <form
+          class="search mark-cluster"
+          onSubmit={(e) => {
+            e.preventDefault();
+          }}
+        >
+          <label>
+            Reason
+            <input name="reason" value={reason} maxLength={500} placeholder="optional" onInput={(e) => setReason(e.currentTarget.value)} />
+          </label>
+          <label>
+            If bad
+            <select name="action" value={action} onChange={(e) => setAction(e.currentTarget.value as 'quarantine' | 'block')}>
+              <option value="quarantine">quarantine the copies</option>
+              <option value="block">block the copies</option>
+            </select>
+          </label>
+          <button type="button" disabled={busy} onClick={() => mark('safe')}>
+            Mark safe
+          </button>
+          <button type="button" class="danger" disabled={busy} onClick={() => mark('bad')}>
+            Mark bad
+          </button>
+        </form>
+      )}
+    </Section>
+  );
+}
+
+export function ClusterPage({ id, me }: { id: string; me?: Me }) {
   const st = useLoad(() => get<ClusterDetail>(`/api/v1/clusters/${encodeURIComponent(id)}`), [id]);
+  // Who is signed in decides whether the mark form shows; when the router does not say, the session does.
+  const session = useLoad(() => (me ? Promise.resolve(me) : get<Me>('/api/v1/session')), [me]);
+  const admin = session.data?.role === 'admin';
+  const [flash, setFlash] = useState<Flash>();
   return (
     <div>
       <p class="crumbs">
@@ -26,6 +111,19 @@ export function ClusterPage({ id }: { id: string }) {
               )}
               .
             </p>
+            {flash && (
+              <p class={`note ${flash.ok ? 'flash' : 'error'}`} role="status">
+                {flash.text}
+              </p>
+            )}
+            <Verdict
+              d={d}
+              admin={admin}
+              done={(f) => {
+                setFlash(f);
+                st.reload();
+              }}
+            />
             <Section title="Policies">
               {d.policies.length === 0 ? (
                 <Empty>None.</Empty>
