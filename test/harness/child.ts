@@ -3,6 +3,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { until } from './postern.ts';
 
 export const BIN = path.resolve(import.meta.dirname, '../../bin/postern.js');
@@ -27,9 +28,20 @@ export class PosternChild {
     this.exited = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   }
 
-  /** Runs `postern start --config FILE` and resolves once it accepts mail. */
-  static async start(configFile: string, timeoutMs = 20_000): Promise<PosternChild> {
-    const proc = spawn(process.execPath, [BIN, 'start', '--config', configFile], { cwd: path.dirname(configFile), stdio: 'pipe' });
+  /**
+   * Runs `postern start --config FILE` and resolves once it accepts mail. `entry`: a compiled main.js to run instead
+   * of bin/postern.js (one process: a cluster's workers re-run bin/postern.js).
+   */
+  static async start(configFile: string, timeoutMs = 20_000, entry?: string): Promise<PosternChild> {
+    let run = [BIN];
+    if (entry) {
+      // A launcher file rather than --eval: worker threads inherit the process's options, and --input-type is not
+      // for files.
+      const launcher = path.join(path.dirname(entry), 'run-main.mjs');
+      fs.writeFileSync(launcher, `const { main } = await import(${JSON.stringify(pathToFileURL(entry).href)});\nprocess.exit(await main(process.argv.slice(2)));\n`);
+      run = [launcher];
+    }
+    const proc = spawn(process.execPath, [...run, 'start', '--config', configFile], { cwd: path.dirname(configFile), stdio: 'pipe' });
     const c = new PosternChild(proc);
     let dead = false;
     void c.exited.then(() => (dead = true));
