@@ -5,6 +5,7 @@
 //   npm run bench:smtp -- [--messages 20000] [--sessions 20] [--sizes 4096,65536] [--workers N] [--latency-rate 200]
 //                         [--client node] [--extra-config FILE (TOML appended to the gateway's config)]
 //                         [--node-args="--cpu-prof --cpu-prof-dir=DIR" (options for the gateway's node)]
+//                         [--steps (the gateway's latency step by step)]
 //
 // The full pipeline is measured: SMTP in, parse, checks, decision, spool fsync, commit, and relay to a downstream
 // smtp-sink; a run counts as done when the downstream has every message.
@@ -29,6 +30,8 @@ const { values } = parseArgs({
     'extra-config': { type: 'string' },
     /** Options for the gateway's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes. */
     'node-args': { type: 'string' },
+    /** Print the gateway's latency step by step (greeting, EHLO, MAIL, RCPT, DATA, the message). */
+    steps: { type: 'boolean' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -98,9 +101,14 @@ function message(size: number, i: number): Buffer {
 }
 
 /** One session: connect, EHLO, MAIL, RCPT, DATA, message, QUIT. Resolves with ms from connect to the 250 after DATA. */
+/** Per-step times of the latency sessions (greeting, EHLO, MAIL, RCPT, DATA, the message), for --steps. */
+const STEP_NAMES = ['greeting', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'message'];
+let stepTimes: number[][] | null = null;
+
 function oneSession(port: number, msg: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
+    let last = t0;
     const sock = net.connect(port, '127.0.0.1');
     sock.setNoDelay(true);
     let buf = '';
@@ -113,6 +121,11 @@ function oneSession(port: number, msg: Buffer): Promise<number> {
         if (!m) return;
         buf = buf.slice(m[0].length);
         const code = Number(m[1]);
+        if (stepTimes) {
+          const now = performance.now();
+          stepTimes[step]?.push(now - last);
+          last = now;
+        }
         if (code >= 400) {
           sock.destroy();
           return reject(new Error(`step ${step}: ${m[0].trim()}`));
@@ -321,7 +334,15 @@ async function main(): Promise<void> {
   const down = await startSmtpSink();
   const gw = await startGateway(down.port, values.workers ? Number(values.workers) : undefined);
   await load(gw.port, 4096, 200, SESSIONS);
+  if (values.steps) stepTimes = STEP_NAMES.map(() => []);
   const gwLat = await latency(gw.port, LAT_RATE, LAT_MESSAGES);
+  if (stepTimes) {
+    for (const [i, xs] of stepTimes.entries()) {
+      xs.sort((a, b) => a - b);
+      console.log(`  ${STEP_NAMES[i].padEnd(8)} p50 ${pct(xs, 50).toFixed(2)} ms  p99 ${pct(xs, 99).toFixed(2)} ms  max ${xs[xs.length - 1]?.toFixed(2)} ms`);
+    }
+    stepTimes = null;
+  }
   rssPeak = Math.max(rssPeak, gw.rssPeakMb());
   await gw.stop();
   down.stop();

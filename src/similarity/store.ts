@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Kysely } from 'kysely';
 import type { DB } from '../store/schema.ts';
 import type { Logger } from '../core/log.ts';
-import { FINGERPRINT_VERSION, type Fingerprint } from './fingerprint.ts';
+import { FINGERPRINT_VERSION, type Fingerprint } from './fingerprint-data.ts';
 import { PERMUTATIONS } from './minhash.ts';
 import type { EntryFacts, InsertResult, SimilarityIndex } from './index.ts';
 
