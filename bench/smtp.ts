@@ -100,10 +100,11 @@ function message(size: number, i: number): Buffer {
   return Buffer.from(head + body + '.\r\n');
 }
 
-/** One session: connect, EHLO, MAIL, RCPT, DATA, message, QUIT. Resolves with ms from connect to the 250 after DATA. */
 /** Per-step times of the latency sessions (greeting, EHLO, MAIL, RCPT, DATA, the message), for --steps. */
 const STEP_NAMES = ['greeting', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'message'];
 let stepTimes: number[][] | null = null;
+
+/** One session: connect, EHLO, MAIL, RCPT, DATA, message, QUIT. Resolves with ms from connect to the 250 after DATA. */
 
 function oneSession(port: number, msg: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -152,7 +152,7 @@ export class OutboundListener {
     const { watch, policies } = this.deps;
     if (watch && policies) {
       try {
-        fp = await fingerprintOf(await buildMessageView(raw, this.deps.parseLimits));
+        fp = await fingerprintOf(await buildMessageView(raw, this.deps.parseLimits), this.deps.config.similarity.min_shingles);
         const w = watch.check(fp, { ip: session.remoteAddress.replace(/^::ffff:/i, ''), recipients: rcpts.length, suspicious: false }, policies);
         const p = w.safe ? undefined : w.policies.find((x) => x.action !== 'allow');
         if (p) outbreak = { cluster: p.target, reason: p.reason };

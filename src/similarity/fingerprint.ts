@@ -33,12 +33,16 @@ const isZip = (b: Buffer): boolean => b.length > 4 && b[0] === 0x50 && b[1] === 
 /** The fingerprint's key in the view: made on the first call, shared with every later one. */
 const KEY = {};
 
-/** The fingerprint of a message; computed once per view. A message that did not parse gets one of its headers. */
-export function fingerprintOf(view: MessageView): Promise<Fingerprint> {
-  return view.derived(KEY, () => make(view));
+/**
+ * The fingerprint of a message; computed once per view. A message that did not parse gets one of its headers. A text
+ * with fewer than `minShingles` distinct shingles (similarity.min_shingles) is never compared by its text, so it gets
+ * no sketch and no TLSH digest, the costly parts: it is matched by its files and shape only.
+ */
+export function fingerprintOf(view: MessageView, minShingles = 1): Promise<Fingerprint> {
+  return view.derived(KEY, () => make(view, minShingles));
 }
 
-async function make(view: MessageView): Promise<Fingerprint> {
+async function make(view: MessageView, minShingles: number): Promise<Fingerprint> {
   const [{ email }, scan] = await Promise.all([view.parse(), extractUrls(view)]);
   const body = scan.htmlText.length > scan.text.length ? scan.htmlText : scan.text;
   const tokens = normalisedTokens(view.subject ?? '', body, nameWords(view.header('to')));
@@ -62,11 +66,12 @@ async function make(view: MessageView): Promise<Fingerprint> {
   types.sort();
   names.sort();
   const shape = createHash('sha256').update(JSON.stringify([layout, types, names])).digest('hex').slice(0, 16);
-  const tlsh = tlshOf(normalisedText(tokens));
+  const compared = shingles.length > 0 && shingles.length >= minShingles;
+  const tlsh = compared ? tlshOf(normalisedText(tokens)) : undefined;
   return {
     v: FINGERPRINT_VERSION,
     ...(tlsh && { tlsh }),
-    minhash: shingles.length ? Array.from(minhash(shingles)) : [],
+    minhash: compared ? Array.from(minhash(shingles)) : [],
     shingles: shingles.length,
     attachments: [...new Set(attachments)],
     members: [...new Set(members)],

@@ -136,19 +136,16 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   // The fingerprint is made beside the checks, from the same parse; a message it cannot be made of is simply not
   // compared (logged), never refused for it.
   const fpMade: Promise<Fingerprint | null> | null = deps.watch
-    ? fingerprintOf(view).catch((err: Error) => {
+    ? fingerprintOf(view, config.similarity.min_shingles).catch((err: Error) => {
         log.warn({ err: err.message, msg_id: id }, 'no similarity fingerprint for this message');
         return null;
       })
     : null;
-  const [mailRes, dataRes, made] = await Promise.all([
+  const [mailRes, dataRes, fp] = await Promise.all([
     deps.runner.run('mail', input, { msg_id: id, conn_id: st.cid }),
     deps.runner.run('data', input, { msg_id: id, conn_id: st.cid }),
     fpMade,
   ]);
-  // A text with too few shingles is never banded (similarity.min_shingles): it is matched by its files and shape
-  // only, so its sketch stays out of the event, the store and every index.
-  const fp = made && made.minhash.length && made.shingles < config.similarity.min_shingles ? { ...made, minhash: [] } : made;
   if (mailRes.mustDefer || dataRes.mustDefer || st.checkFailed) return refuse(REPLY.localProblem, 'check_failed');
   const hits = [...st.connectHits, ...st.heloHits, ...mailRes.hits, ...dataRes.hits];
   let scored = total(hits, deps.scores);
