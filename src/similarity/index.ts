@@ -78,9 +78,14 @@ interface Entry {
 
 const BANDS = 16;
 const ROWS = PERMUTATIONS / BANDS;
-/** Sketches live in pooled typed arrays rather than one small array per entry: 256 bytes each, no object header. */
-const CHUNK = 1 << 16;
+/**
+ * Sketches live in pooled typed arrays rather than one small array per entry: 256 bytes each, no object header. A
+ * chunk is 1 MB, so an index that holds a few entries (a gateway's own recent copies) costs no more than that.
+ */
+const CHUNK = 1 << 12;
 const MAX_MATCHES = 20;
+/** Parsed TLSH digests kept for reuse. */
+const DIGEST_CACHE = 1024;
 
 type Bucket = Entry | Entry[];
 
@@ -191,6 +196,12 @@ export class SimilarityIndex {
     return this.byId.has(id);
   }
 
+  /** Takes an entry out before the window would (a gateway's own copy, once its mirror has the analyzer's row). */
+  remove(id: string): void {
+    const e = this.byId.get(id);
+    if (e) this.drop(e);
+  }
+
   /** What the index was told of an entry, with its time. */
   entry(id: string): { ts: number; facts: EntryFacts } | undefined {
     const e = this.byId.get(id);
@@ -280,10 +291,21 @@ export class SimilarityIndex {
     return this.pool[i];
   }
 
-  /** Parsed TLSH digests, kept for entries that were compared once (most never are). */
+  /**
+   * Parsed TLSH digests of entries compared lately (most never are), at most DIGEST_CACHE: a parsed digest is a few
+   * KB, and in a campaign of thousands every copy gets compared.
+   */
   private digestOf(hex: string): Digest | undefined {
-    if (!this.digests.has(hex)) this.digests.set(hex, tlshDigest(hex));
-    return this.digests.get(hex);
+    let d = this.digests.get(hex);
+    if (d !== undefined || this.digests.has(hex)) {
+      // Most recently used last: the oldest go first when the cache is full.
+      this.digests.delete(hex);
+    } else {
+      d = tlshDigest(hex);
+      if (this.digests.size >= DIGEST_CACHE) this.digests.delete(this.digests.keys().next().value as string);
+    }
+    this.digests.set(hex, d);
+    return d;
   }
 
   private collect(b: Bucket | undefined, into: Map<Entry, boolean>, shared: boolean): void {

@@ -101,6 +101,8 @@ export class ClusterWatch {
         if (!fp.success || !facts.success) continue;
         const ts = Number(row.ts);
         this.index.adopt(row.id, fp.data as Fingerprint, ts, facts.data, Number(row.cluster));
+        // The mirror counts it from here: this process's own copy of it is no longer needed.
+        this.own.remove(row.id);
         if (ts > this.newest) this.newest = ts;
         added++;
       }
