@@ -9,7 +9,7 @@
 //
 // The full pipeline is measured: SMTP in, parse, checks, decision, spool fsync, commit, and relay to a downstream
 // smtp-sink; a run counts as done when the downstream has every message.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -255,6 +255,8 @@ async function startGateway(downstreamPort: number, workers: number | undefined)
       'enabled = false',
     ].join('\n') + '\n' + (values['extra-config'] ? fs.readFileSync(values['extra-config'], 'utf8') : ''),
   );
+  // The gateway as `npm start` runs it: from the compiled sources, built first when they are stale.
+  spawnSync(process.execPath, [path.join(root, 'scripts/build-dist.mjs'), '--if-stale'], { stdio: 'inherit' });
   const nodeArgs = values['node-args']?.split(' ').filter(Boolean) ?? [];
   const proc = spawn(process.execPath, [...nodeArgs, path.join(root, 'bin/postern.js'), 'start', '--config', cfg], {
     stdio: ['ignore', 'pipe', 'inherit'],
