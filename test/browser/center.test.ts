@@ -556,6 +556,33 @@ describe.skipIf(await missing('chromium'))('the monitoring center in Chromium', 
     }
   });
 
+  it('lists events filtered by type, follows new ones as they happen, and links a message to its story', async () => {
+    const { ctx, page } = await open();
+    await signIn(page, 'root', PW.root);
+    await page.locator('header nav').getByRole('link', { name: 'Events' }).click();
+    await page.getByRole('heading', { name: 'Events' }).waitFor();
+    await page.locator('form.search input[name="type"]').fill('message.accepted');
+    await page.locator('form.search').getByRole('button', { name: 'Show' }).click();
+    expect(new URL(page.url()).search).toBe('?type=message.accepted');
+    const rows = page.locator('table.event-log tbody tr');
+    await rows.first().waitFor();
+    expect(new Set(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-type'))))).toEqual(new Set(['message.accepted']));
+    const before = await rows.count();
+    // Following: a message sent now appears at the top without a reload.
+    await page.locator('form.search input[name="follow"]').check();
+    await page.getByRole('status').getByText(/no new event yet/).waitFor();
+    const id = await send(p.port, 'ann.lee@partner.example', [ALICE], clean('Followed live', ALICE));
+    await page.getByRole('status').getByText(/^Following: 1 new event since/).waitFor({ timeout: 15_000 });
+    expect(await rows.count()).toBe(before + 1);
+    const top = rows.first();
+    expect(await top.getAttribute('data-type')).toBe('message.accepted');
+    await shot(page, 'events');
+    await top.getByRole('link', { name: id }).click();
+    await page.getByText('Followed live').first().waitFor();
+    expect(new URL(page.url()).pathname).toBe(`/ui/messages/${id}`);
+    await ctx.close();
+  });
+
   it('raised no script error or CSP violation on any page', () => {
     expect(errors).toEqual([]);
   });

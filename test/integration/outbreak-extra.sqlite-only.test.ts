@@ -4,24 +4,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestPostern, until, type TestPostern } from '../harness/postern.ts';
 import { startSink, type Sink } from '../harness/sink.ts';
-import { SimClient } from '../../src/trends/sim-client.ts';
+import { BASE, KNOWN, copy, declare, events, send, symbolsOf } from '../harness/outbreak.ts';
 import { campaignVariant, ordinaryMessage } from '../../src/retro/simulate.ts';
 import { markCluster } from '../../src/similarity/report.ts';
-
-const KNOWN = ['alice@localhost', 'bob@localhost', 'carol@localhost', 'dave@localhost'];
-const BASE = `
-[gateway]
-domains = ["localhost"]
-recipients = ${JSON.stringify(KNOWN)}
-max_connections_per_ip = 500
-
-[gateway.greet_pause]
-unknown_ms = 0
-suspicious_ms = 0
-
-[trends]
-poll_ms = 50
-`;
 
 let pt: TestPostern | undefined;
 let sink: Sink | undefined;
@@ -31,48 +16,6 @@ afterEach(async () => {
   await sink?.close();
   sink = undefined;
 });
-
-/** One message over SMTP from a chosen loopback address; the final reply and the queue id it names. */
-async function send(port: number, ip: string, from: string, to: string, body: string): Promise<{ reply: string; id: string | null }> {
-  const c = await SimClient.connect('127.0.0.1', port, ip);
-  try {
-    await c.reply();
-    await c.cmd(`EHLO mx.${from.split('@')[1]}`);
-    const m = await c.cmd(`MAIL FROM:<${from}>`);
-    if (!m.startsWith('250')) return { reply: m, id: null };
-    const r = await c.cmd(`RCPT TO:<${to}>`);
-    if (!r.startsWith('250')) return { reply: r, id: null };
-    const reply = await c.data(body);
-    return { reply, id: /queued as (\S+)/.exec(reply)?.[1] ?? null };
-  } finally {
-    c.quit();
-  }
-}
-
-/** Campaign copy i from its own source address to a known user. */
-function copy(p: TestPostern, i: number, ip = `127.0.7.${10 + i}`) {
-  const rcpt = KNOWN[i % KNOWN.length];
-  const v = campaignVariant(i, rcpt, 'localhost');
-  return send(p.port, ip, v.from, rcpt, v.body);
-}
-
-async function events(p: TestPostern, type: string): Promise<{ msg_id: string | null; data: Record<string, unknown> }[]> {
-  await p.app.sink.flush();
-  const rows = await p.app.store.db.selectFrom('events').select(['msg_id', 'data']).where('type', '=', type).orderBy('id').execute();
-  return rows.map((r) => ({ msg_id: r.msg_id, data: JSON.parse(r.data) as Record<string, unknown> }));
-}
-
-/** Sends copies from new addresses until the analyzer declares the cluster; returns its id. */
-async function declare(p: TestPostern, from: number): Promise<number> {
-  for (let i = from; i < from + 3; i++) expect((await copy(p, i)).reply).toMatch(/^250 /);
-  const declared = await until(async () => (await events(p, 'outbreak.declared'))[0], 8_000, 'outbreak.declared');
-  return declared.data.cluster as number;
-}
-
-async function symbolsOf(p: TestPostern, id: string): Promise<string[]> {
-  const m = await p.app.store.db.selectFrom('messages').select('symbols').where('id', '=', id).executeTakeFirstOrThrow();
-  return (JSON.parse(m.symbols) as { name: string }[]).map((s) => s.name);
-}
 
 describe('outbreak: hold, forwarded copies, an admin mark', () => {
   it('holds the first suspicious copy of a new cluster, never an ordinary message, and takes the retry', async () => {

@@ -5,25 +5,11 @@
 import { ImapFlow } from 'imapflow';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestPostern, until, type TestPostern } from '../harness/postern.ts';
-import { startDovecot, type Dovecot } from '../harness/dovecot.ts';
+import type { Dovecot } from '../harness/dovecot.ts';
+import { BASE, KNOWN, MAILBOX_PASS, dovecotConfig, startOutbreakDovecot } from '../harness/outbreak.ts';
 import { missing } from '../harness/services.ts';
 import { simulateOutbreak, type OutbreakReport } from '../../src/retro/simulate.ts';
 import { renderOutbreakReport } from '../../src/cli/simulate-outbreak.ts';
-
-const KNOWN = ['alice@localhost', 'bob@localhost', 'carol@localhost', 'dave@localhost'];
-const BASE = `
-[gateway]
-domains = ["localhost"]
-recipients = ${JSON.stringify(KNOWN)}
-max_connections_per_ip = 500
-
-[gateway.greet_pause]
-unknown_ms = 0
-suspicious_ms = 0
-
-[trends]
-poll_ms = 50
-`;
 
 let pt: TestPostern | undefined;
 let dv: Dovecot | undefined;
@@ -78,22 +64,8 @@ const why = await missing('dovecot', 'dovecot-lmtp');
 
 describe.skipIf(why)('outbreak delivered to a real Dovecot', () => {
   it('40 variants from 40 sources among ordinary mail: at most 3 copies delivered before the declaration, all pulled back over IMAP within 5 s, no ordinary message held', async () => {
-    const users = Object.fromEntries(KNOWN.map((u) => [u, 'Mailbox-Pass-1']));
-    dv = await startDovecot({ users, authFailureDelayS: 0, noPenalty: true, lmtp: true, master: { user: 'postern', password: 'Master-Pass-9' } });
-    pt = await startTestPostern(`${BASE}
-[relay.downstream]
-host = "127.0.0.1"
-port = ${dv.lmtpPort}
-protocol = "lmtp"
-tls = "none"
-
-[outbreak.pullback]
-host = "127.0.0.1"
-port = ${dv.imapPort}
-tls = "none"
-master_user = "postern"
-master_password = "Master-Pass-9"
-`);
+    dv = await startOutbreakDovecot();
+    pt = await startTestPostern(dovecotConfig(dv));
     const r = await simulateOutbreak(
       { host: '127.0.0.1', port: pt.port, domain: 'localhost', known: KNOWN, variants: 40, ordinaryPerVariant: 1, attackerNet: '127.0.8', legitNet: '127.0.4', paceMs: 40, settleMs: 10_000 },
       pt.app.store.db,
@@ -106,7 +78,7 @@ master_password = "Master-Pass-9"
     let inQuarantine = 0;
     let ordinary = 0;
     for (const u of KNOWN) {
-      const c = new ImapFlow({ host: '127.0.0.1', port: dv.imapPort, secure: false, auth: { user: u, pass: 'Mailbox-Pass-1' }, logger: false });
+      const c = new ImapFlow({ host: '127.0.0.1', port: dv.imapPort, secure: false, auth: { user: u, pass: MAILBOX_PASS }, logger: false });
       await c.connect();
       for (const box of ['INBOX', 'Quarantine']) {
         const lock = await c.getMailboxLock(box).catch(() => null);

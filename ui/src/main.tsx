@@ -12,6 +12,7 @@ import { Quarantine } from './pages/quarantine.tsx';
 import { Policies } from './pages/policies.tsx';
 import { Clusters } from './pages/clusters.tsx';
 import { ClusterPage } from './pages/cluster.tsx';
+import { EventsPage } from './pages/events.tsx';
 import { MailboxPage, Mailboxes } from './pages/mailboxes.tsx';
 import { Settings } from './pages/settings.tsx';
 import { Accounts, MyAccount } from './pages/accounts.tsx';
@@ -27,6 +28,7 @@ const NAV: { path: string; label: string; roles: string[] }[] = [
   { path: '/policies', label: 'Policies', roles: STAFF },
   { path: '/clusters', label: 'Clusters', roles: STAFF },
   { path: '/mailboxes', label: 'Mailbox activity', roles: STAFF },
+  { path: '/events', label: 'Events', roles: STAFF },
   { path: '/settings', label: 'Settings', roles: STAFF },
   { path: '/accounts', label: 'Accounts', roles: ['admin'] },
 ];
@@ -55,6 +57,7 @@ function Page({ me, path, query }: { me: Me; path: string; query: URLSearchParam
   m = match('/mailboxes/:user', path);
   if (m) return <MailboxPage me={me} user={m.user} />;
   if (path === '/settings') return <Settings q={query.get('q') ?? ''} />;
+  if (path === '/events') return <EventsPage query={query} />;
   if (path === '/accounts') return <Accounts me={me} />;
   return <p class="note error">There is no page at this address.</p>;
 }

@@ -2,28 +2,17 @@
 // disabling, a new password, its API tokens (a new one shown once) and removal. And, for every role, the form that
 // changes one's own password.
 import { useState } from 'preact/hooks';
-import { ApiError, del, enc, get, patch, post, qs, type Me } from '../api.ts';
+import { del, enc, get, patch, post, qs, type Me } from '../api.ts';
 import { Badge, Empty, Section, Show, Time, useLoad } from '../components.tsx';
+import { FlashNote, NextPage, why, type Flash } from '../list.tsx';
 import type { AccountItem, Page, TokenItem } from '../types.ts';
 
 const ROLES = ['admin', 'auditor', 'user'] as const;
 
-type Flash = { ok: boolean; text: string } | undefined;
 type Done = (text: string, ok: boolean) => void;
-
-const why = (err: unknown) => (err instanceof ApiError ? err.message : String(err));
 
 /** Addresses as typed: one per line, or separated by commas or spaces. */
 const addressList = (text: string) => text.split(/[\s,;]+/).filter(Boolean);
-
-function FlashNote({ flash }: { flash: Flash }) {
-  if (!flash) return null;
-  return (
-    <p class={`note ${flash.ok ? 'flash' : 'error'}`} role="status">
-      {flash.text}
-    </p>
-  );
-}
 
 function AddForm({ done }: { done: Done }) {
   const empty = { name: '', role: 'user', password: '', addresses: '' };
@@ -360,11 +349,7 @@ function AccountsList({ me }: { me: Me }) {
                   ))}
                 </tbody>
               </table>
-              {d.next_cursor && (
-                <button type="button" onClick={() => setCursor(d.next_cursor)}>
-                  Next page
-                </button>
-              )}
+              <NextPage cursor={d.next_cursor} go={setCursor} />
               {open && panel?.what === 'edit' && <EditForm key={`e-${open.name}`} a={open} done={done} />}
               {open && panel?.what === 'password' && <PasswordForm key={`p-${open.name}`} a={open} done={done} />}
               {open && panel?.what === 'tokens' && <Tokens key={`t-${open.name}`} a={open} changed={st.reload} />}

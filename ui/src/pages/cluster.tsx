@@ -1,12 +1,10 @@
 // One cluster: its figures, its verdict with an admin's mark (safe or bad), the policies on it, every copy with what
 // happened to it, and its events.
-import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { ApiError, enc, get, post, type Me } from '../api.ts';
+import { enc, get, post, type Me } from '../api.ts';
 import { Badge, Empty, Events, Section, Show, Time, useLoad } from '../components.tsx';
+import { FlashNote, why, type Flash } from '../list.tsx';
 import type { ClusterDetail, PolicyRow } from '../types.ts';
-
-type Flash = { ok: boolean; text: ComponentChildren };
 
 /** Who set the cluster's verdict: an admin's mark names its admin in the evidence; a detector's policy, its source. */
 function setBy(p: PolicyRow): string {
@@ -38,7 +36,7 @@ function Verdict({ d, admin, done }: { d: ClusterDetail; admin: boolean; done: (
       });
       setReason('');
     } catch (err) {
-      done({ ok: false, text: `Not marked: ${err instanceof ApiError ? err.message : String(err)}` });
+      done({ ok: false, text: `Not marked: ${why(err)}` });
     }
     setBusy(false);
   }
@@ -111,11 +109,7 @@ export function ClusterPage({ id, me }: { id: string; me?: Me }) {
               )}
               .
             </p>
-            {flash && (
-              <p class={`note ${flash.ok ? 'flash' : 'error'}`} role="status">
-                {flash.text}
-              </p>
-            )}
+            <FlashNote flash={flash} />
             <Verdict
               d={d}
               admin={admin}

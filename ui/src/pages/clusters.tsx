@@ -1,7 +1,8 @@
 // Similarity clusters: the list by state, newest activity first.
 import { useState } from 'preact/hooks';
 import { get, qs } from '../api.ts';
-import { Badge, Empty, Show, Time, useLoad } from '../components.tsx';
+import { Badge, Time, useLoad } from '../components.tsx';
+import { ShowList } from '../list.tsx';
 import type { ClusterSummary } from '../types.ts';
 
 export function Clusters() {
@@ -17,52 +18,48 @@ export function Clusters() {
           </button>
         ))}
       </p>
-      <Show state={st} what="clusters">
-        {(d) =>
-          d.items.length === 0 ? (
-            <Empty>No clusters{state ? ` in state ${state}` : ''}.</Empty>
-          ) : (
-            <table class="clusters">
-              <thead>
-                <tr>
-                  <th>Cluster</th>
-                  <th>State</th>
-                  <th>Subject</th>
-                  <th class="num">Copies</th>
-                  <th class="num">Sources</th>
-                  <th class="num">Sender domains</th>
-                  <th class="num">Recipients</th>
-                  <th>First seen</th>
-                  <th>Last seen</th>
+      <ShowList state={st} what="clusters" empty={<>No clusters{state ? ` in state ${state}` : ''}.</>}>
+        {(d) => (
+          <table class="clusters">
+            <thead>
+              <tr>
+                <th>Cluster</th>
+                <th>State</th>
+                <th>Subject</th>
+                <th class="num">Copies</th>
+                <th class="num">Sources</th>
+                <th class="num">Sender domains</th>
+                <th class="num">Recipients</th>
+                <th>First seen</th>
+                <th>Last seen</th>
+              </tr>
+            </thead>
+            <tbody>
+              {d.items.map((c) => (
+                <tr key={c.id}>
+                  <td>
+                    <a href={`/ui/clusters/${c.id}`}>#{c.id}</a>
+                  </td>
+                  <td>
+                    <Badge text={c.verdict ?? c.state} />
+                  </td>
+                  <td>{c.subject ?? '—'}</td>
+                  <td class="num">{c.members}</td>
+                  <td class="num">{c.ips}</td>
+                  <td class="num">{c.sender_domains}</td>
+                  <td class="num">{c.recipients}</td>
+                  <td>
+                    <Time ms={c.first_seen} />
+                  </td>
+                  <td>
+                    <Time ms={c.last_seen} />
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                {d.items.map((c) => (
-                  <tr key={c.id}>
-                    <td>
-                      <a href={`/ui/clusters/${c.id}`}>#{c.id}</a>
-                    </td>
-                    <td>
-                      <Badge text={c.verdict ?? c.state} />
-                    </td>
-                    <td>{c.subject ?? '—'}</td>
-                    <td class="num">{c.members}</td>
-                    <td class="num">{c.ips}</td>
-                    <td class="num">{c.sender_domains}</td>
-                    <td class="num">{c.recipients}</td>
-                    <td>
-                      <Time ms={c.first_seen} />
-                    </td>
-                    <td>
-                      <Time ms={c.last_seen} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Show>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </div>
   );
 }

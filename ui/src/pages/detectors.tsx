@@ -2,8 +2,9 @@
 // each described on hover, those set here with who set them) and the policies it wrote in the last 24 hours. An
 // admin edits a detector's switch and thresholds in place; a value set here beats the config file's until reset.
 import { useState } from 'preact/hooks';
-import { ApiError, enc, get, patch, qs } from '../api.ts';
+import { enc, get, patch, qs } from '../api.ts';
 import { Section, Show, fmtTime, useLoad } from '../components.tsx';
+import { FlashNote, why } from '../list.tsx';
 import type { DetectorInfo, DetectorSetting, Detectors } from '../types.ts';
 import { tomlish } from './settings.tsx';
 
@@ -35,7 +36,7 @@ function Editor({ d, done }: { d: DetectorInfo; done: (text: string, ok: boolean
       const r = await patch<{ changed: { key: string }[] }>(`/api/v1/detectors/${enc(d.name)}`, { settings });
       done(r.changed.length ? `${d.name}: changed ${r.changed.map((c) => field(c.key)).join(', ')}; in force within seconds` : `${d.name}: nothing changed`, true);
     } catch (err) {
-      done(err instanceof ApiError ? err.message : String(err), false);
+      done(why(err), false);
     } finally {
       setBusy(false);
     }
@@ -102,11 +103,7 @@ export function DetectorsPanel({ admin = false }: { admin?: boolean }) {
   const st = useLoad(() => get<Detectors>('/api/v1/detectors'), [tick]);
   return (
     <Section title="Detectors">
-      {flash?.text && (
-        <p class={`note ${flash.ok ? 'flash' : 'error'}`} role="status">
-          {flash.text}
-        </p>
-      )}
+      <FlashNote flash={flash?.text ? flash : null} />
       <Show state={st} what="detectors">
         {(d) => (
           <>

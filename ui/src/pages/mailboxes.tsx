@@ -1,23 +1,11 @@
 // Mailbox activity: find a mailbox user, see where it logged in from, its failures and the attacks on it, and its
 // audit trail when it is audited; admins switch its audit on and off, and edit the list of audited users.
 import { useState } from 'preact/hooks';
-import { ApiError, del, enc, get, post, qs, type Me } from '../api.ts';
+import { del, enc, get, post, qs, type Me } from '../api.ts';
 import { Badge, Empty, Section, Show, Time, useLoad } from '../components.tsx';
+import { FlashNote, ShowList, why, type Flash } from '../list.tsx';
 import { navigate } from '../router.ts';
 import type { AuditUser, MailboxActivity, MailboxItem, Page } from '../types.ts';
-
-type Flash = { ok: boolean; text: string } | undefined;
-
-const why = (err: unknown) => (err instanceof ApiError ? err.message : String(err));
-
-function FlashNote({ flash }: { flash: Flash }) {
-  if (!flash) return null;
-  return (
-    <p class={`note ${flash.ok ? 'flash' : 'error'}`} role="status">
-      {flash.text}
-    </p>
-  );
-}
 
 function AuditedUsers({ admin }: { admin: boolean }) {
   const st = useLoad(() => get<{ items: AuditUser[] }>('/api/v1/audit/users'), []);
@@ -58,44 +46,40 @@ function AuditedUsers({ admin }: { admin: boolean }) {
         </form>
       )}
       <FlashNote flash={flash} />
-      <Show state={st} what="audit users">
-        {(d) =>
-          d.items.length === 0 ? (
-            <Empty>Nobody is audited.</Empty>
-          ) : (
-            <table class="audited">
-              <thead>
-                <tr>
-                  <th>Pattern</th>
-                  <th>Source</th>
-                  <th>Added</th>
-                  {admin && <th />}
+      <ShowList state={st} what="audit users" empty="Nobody is audited.">
+        {(d) => (
+          <table class="audited">
+            <thead>
+              <tr>
+                <th>Pattern</th>
+                <th>Source</th>
+                <th>Added</th>
+                {admin && <th />}
+              </tr>
+            </thead>
+            <tbody>
+              {d.items.map((u) => (
+                <tr key={u.pattern} data-pattern={u.pattern}>
+                  <td class="addr">{u.pattern.includes('*') ? u.pattern : <a href={`/ui/mailboxes/${enc(u.pattern)}`}>{u.pattern}</a>}</td>
+                  <td>{u.source === 'config' ? 'configuration' : u.added_by}</td>
+                  <td>{u.added_at ? <Time ms={u.added_at} /> : <span class="muted">—</span>}</td>
+                  {admin && (
+                    <td class="buttons">
+                      {u.source === 'store' ? (
+                        <button type="button" onClick={() => remove(u.pattern)}>
+                          Remove
+                        </button>
+                      ) : (
+                        <span class="muted">edit monitor.audit.users</span>
+                      )}
+                    </td>
+                  )}
                 </tr>
-              </thead>
-              <tbody>
-                {d.items.map((u) => (
-                  <tr key={u.pattern} data-pattern={u.pattern}>
-                    <td class="addr">{u.pattern.includes('*') ? u.pattern : <a href={`/ui/mailboxes/${enc(u.pattern)}`}>{u.pattern}</a>}</td>
-                    <td>{u.source === 'config' ? 'configuration' : u.added_by}</td>
-                    <td>{u.added_at ? <Time ms={u.added_at} /> : <span class="muted">—</span>}</td>
-                    {admin && (
-                      <td class="buttons">
-                        {u.source === 'store' ? (
-                          <button type="button" onClick={() => remove(u.pattern)}>
-                            Remove
-                          </button>
-                        ) : (
-                          <span class="muted">edit monitor.audit.users</span>
-                        )}
-                      </td>
-                    )}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Show>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </Section>
   );
 }
@@ -105,49 +89,38 @@ function RecentUsers({ q }: { q: string }) {
   const st = useLoad(() => get<Page<MailboxItem>>(`/api/v1/mailboxes${qs({ q, limit: 50, cursor })}`), [q, cursor]);
   return (
     <Section title="Mailbox users seen logging in (7 days)">
-      <Show state={st} what="mailboxes">
-        {(p) =>
-          p.items.length === 0 ? (
-            <Empty>No logins{q ? ` of users matching "${q}"` : ''}.</Empty>
-          ) : (
-            <>
-              <table class="mailboxes">
-                <thead>
-                  <tr>
-                    <th>User</th>
-                    <th>Last seen</th>
-                    <th>From</th>
-                    <th class="num">Logins</th>
-                    <th class="num">Failures</th>
-                    <th />
-                  </tr>
-                </thead>
-                <tbody>
-                  {p.items.map((u) => (
-                    <tr key={u.user}>
-                      <td class="addr">
-                        <a href={`/ui/mailboxes/${enc(u.user)}`}>{u.user}</a>
-                      </td>
-                      <td>
-                        <Time ms={u.last_seen} />
-                      </td>
-                      <td>{u.last_ip ?? '—'}</td>
-                      <td class="num">{u.succeeded}</td>
-                      <td class="num">{u.failed}</td>
-                      <td>{u.audited && <Badge text="audited" />}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-              {p.next_cursor && (
-                <button type="button" onClick={() => setCursor(p.next_cursor)}>
-                  Next page
-                </button>
-              )}
-            </>
-          )
-        }
-      </Show>
+      <ShowList state={st} what="mailboxes" empty={<>No logins{q ? ` of users matching "${q}"` : ''}.</>} next={setCursor}>
+        {(p) => (
+          <table class="mailboxes">
+            <thead>
+              <tr>
+                <th>User</th>
+                <th>Last seen</th>
+                <th>From</th>
+                <th class="num">Logins</th>
+                <th class="num">Failures</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {p.items.map((u) => (
+                <tr key={u.user}>
+                  <td class="addr">
+                    <a href={`/ui/mailboxes/${enc(u.user)}`}>{u.user}</a>
+                  </td>
+                  <td>
+                    <Time ms={u.last_seen} />
+                  </td>
+                  <td>{u.last_ip ?? '—'}</td>
+                  <td class="num">{u.succeeded}</td>
+                  <td class="num">{u.failed}</td>
+                  <td>{u.audited && <Badge text="audited" />}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </Section>
   );
 }

@@ -1,9 +1,8 @@
 // Messages: a search form (kept in the address, so a search can be linked), the matching messages newest first,
 // and more pages by cursor.
-import { useEffect, useState } from 'preact/hooks';
 import { get, qs } from '../api.ts';
-import { Badge, Empty, ErrorNote, Score, Time, worst } from '../components.tsx';
-import { navigate, useLocation } from '../router.ts';
+import { Badge, Score, Time, worst } from '../components.tsx';
+import { CursorItems, useCursorList, useQueryForm } from '../list.tsx';
 import type { MessageItem, Page } from '../types.ts';
 
 const FIELDS = ['sender', 'recipient', 'subject', 'ip', 'action', 'status', 'period'] as const;
@@ -18,66 +17,14 @@ function apiQuery(f: Record<Field, string>, cursor?: string | null) {
 }
 
 export function Messages() {
-  const loc = useLocation();
-  const fromUrl = () => Object.fromEntries(FIELDS.map((k) => [k, loc.query.get(k) ?? ''])) as Record<Field, string>;
-  const [form, setForm] = useState(fromUrl);
-  const [items, setItems] = useState<MessageItem[]>();
-  const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<unknown>();
-  const search = loc.query.toString();
-
-  useEffect(() => {
-    const f = fromUrl();
-    setForm(f);
-    setError(undefined);
-    get<Page<MessageItem>>(`/api/v1/messages${apiQuery(f)}`).then(
-      (p) => {
-        setItems(p.items);
-        setNext(p.next_cursor);
-      },
-      (e) => setError(e),
-    );
-  }, [search]);
-
-  async function more() {
-    try {
-      const p = await get<Page<MessageItem>>(`/api/v1/messages${apiQuery(fromUrl(), next)}`);
-      setItems([...(items ?? []), ...p.items]);
-      setNext(p.next_cursor);
-    } catch (e) {
-      setError(e);
-    }
-  }
-
-  const set = (k: Field) => (e: Event) => setForm({ ...form, [k]: (e.currentTarget as HTMLInputElement).value });
-  const submit = (e: Event) => {
-    e.preventDefault();
-    navigate(`/messages${qs(form)}`);
-  };
-  const text = (k: Field, label: string, ph: string) => (
-    <label>
-      {label}
-      <input name={k} value={form[k]} placeholder={ph} onInput={set(k)} />
-    </label>
-  );
-  const pick = (k: Field, label: string, options: string[], any = 'any') => (
-    <label>
-      {label}
-      <select name={k} value={form[k]} onChange={set(k)}>
-        <option value="">{any}</option>
-        {options.map((o) => (
-          <option key={o} value={o}>
-            {o}
-          </option>
-        ))}
-      </select>
-    </label>
-  );
+  const q = useQueryForm(FIELDS, '/messages');
+  const list = useCursorList((cursor) => get<Page<MessageItem>>(`/api/v1/messages${apiQuery(q.query(), cursor)}`), [q.search]);
+  const { text, pick } = q;
 
   return (
     <div>
       <h1>Messages</h1>
-      <form class="search" onSubmit={submit}>
+      <form class="search" onSubmit={q.submit}>
         {text('sender', 'Sender', 'ann@example.com or @example.com')}
         {text('recipient', 'Recipient', 'bob@example.org')}
         {text('subject', 'Subject contains', 'invoice')}
@@ -87,58 +34,50 @@ export function Messages() {
         {pick('period', 'Received', Object.keys(PERIODS), 'any time')}
         <button type="submit">Search</button>
       </form>
-      {error !== undefined && <ErrorNote error={error} what="messages" />}
-      {items === undefined && error === undefined && <p class="note">Loading…</p>}
-      {items?.length === 0 && <Empty>No message matches.</Empty>}
-      {items && items.length > 0 && (
-        <table class="messages">
-          <thead>
-            <tr>
-              <th>Received</th>
-              <th>From</th>
-              <th>Recipients</th>
-              <th>Subject</th>
-              <th>Action</th>
-              <th class="num">Score</th>
-              <th>Client</th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((m) => (
-              <tr key={m.id}>
-                <td>
-                  <Time ms={m.received_at} />
-                </td>
-                <td class="addr">{m.mail_from || '<>'}</td>
-                <td class="addr">
-                  {m.recipients.map((r) => (
-                    <div key={r.rcpt}>
-                      {r.rcpt} <span class="muted">{r.status}</span>
-                    </div>
-                  ))}
-                </td>
-                <td>
-                  <a href={`/ui/messages/${encodeURIComponent(m.id)}`}>{m.subject ?? '(no subject)'}</a>
-                </td>
-                <td>
-                  <Badge text={worst(m.recipients.map((r) => r.action))} />
-                </td>
-                <td class="num">
-                  <Score n={m.score} />
-                </td>
-                <td>{m.client_ip ?? '—'}</td>
+      <CursorItems list={list} what="messages" empty="No message matches.">
+        {({ items }) => (
+          <table class="messages">
+            <thead>
+              <tr>
+                <th>Received</th>
+                <th>From</th>
+                <th>Recipients</th>
+                <th>Subject</th>
+                <th>Action</th>
+                <th class="num">Score</th>
+                <th>Client</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {next && (
-        <p>
-          <button type="button" onClick={more}>
-            More
-          </button>
-        </p>
-      )}
+            </thead>
+            <tbody>
+              {items.map((m) => (
+                <tr key={m.id}>
+                  <td>
+                    <Time ms={m.received_at} />
+                  </td>
+                  <td class="addr">{m.mail_from || '<>'}</td>
+                  <td class="addr">
+                    {m.recipients.map((r) => (
+                      <div key={r.rcpt}>
+                        {r.rcpt} <span class="muted">{r.status}</span>
+                      </div>
+                    ))}
+                  </td>
+                  <td>
+                    <a href={`/ui/messages/${encodeURIComponent(m.id)}`}>{m.subject ?? '(no subject)'}</a>
+                  </td>
+                  <td>
+                    <Badge text={worst(m.recipients.map((r) => r.action))} />
+                  </td>
+                  <td class="num">
+                    <Score n={m.score} />
+                  </td>
+                  <td>{m.client_ip ?? '—'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </CursorItems>
     </div>
   );
 }

@@ -3,6 +3,7 @@
 import { get, getText, qs } from '../api.ts';
 import { Chart, type Series } from '../chart.tsx';
 import { ACTION_ORDER, Badge, Empty, Score, Section, Show, Time, Val, useLoad, worst } from '../components.tsx';
+import { ShowList } from '../list.tsx';
 import { useLiveTick } from '../live.ts';
 import type { Alert, EventRow, MessageItem, Page, PolicyRow, ClusterSummary, SourceItem } from '../types.ts';
 
@@ -70,29 +71,25 @@ function Alerts({ tick }: { tick: number }) {
   const st = useLoad(() => get<Page<Alert>>('/api/v1/alerts?limit=10'), [tick]);
   return (
     <Section title="Alerts">
-      <Show state={st} what="alerts">
-        {(p) =>
-          p.items.length === 0 ? (
-            <Empty>No alert.</Empty>
-          ) : (
-            <table class="alerts">
-              <tbody>
-                {p.items.map((a) => (
-                  <tr key={a.id} data-type={a.type}>
-                    <td>
-                      <Time ms={a.ts} />
-                    </td>
-                    <td>
-                      <span class={`badge b-${SEVERITY_BADGE[a.severity]}`}>{a.severity}</span>
-                    </td>
-                    <td>{a.summary}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Show>
+      <ShowList state={st} what="alerts" empty="No alert.">
+        {(p) => (
+          <table class="alerts">
+            <tbody>
+              {p.items.map((a) => (
+                <tr key={a.id} data-type={a.type}>
+                  <td>
+                    <Time ms={a.ts} />
+                  </td>
+                  <td>
+                    <span class={`badge b-${SEVERITY_BADGE[a.severity]}`}>{a.severity}</span>
+                  </td>
+                  <td>{a.summary}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </Section>
   );
 }
@@ -101,44 +98,40 @@ function Latest({ tick }: { tick: number }) {
   const st = useLoad(() => get<Page<MessageItem>>('/api/v1/messages?limit=10'), [tick]);
   return (
     <Section title="Latest messages" actions={<a href="/ui/messages">search all</a>}>
-      <Show state={st} what="messages">
-        {(p) =>
-          p.items.length === 0 ? (
-            <Empty>No messages yet.</Empty>
-          ) : (
-            <table class="latest-messages">
-              <thead>
-                <tr>
-                  <th>Received</th>
-                  <th>From</th>
-                  <th>Subject</th>
-                  <th>Action</th>
-                  <th class="num">Score</th>
+      <ShowList state={st} what="messages" empty="No messages yet.">
+        {(p) => (
+          <table class="latest-messages">
+            <thead>
+              <tr>
+                <th>Received</th>
+                <th>From</th>
+                <th>Subject</th>
+                <th>Action</th>
+                <th class="num">Score</th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.items.map((m) => (
+                <tr key={m.id}>
+                  <td>
+                    <Time ms={m.received_at} />
+                  </td>
+                  <td class="addr">{m.mail_from || '<>'}</td>
+                  <td>
+                    <a href={`/ui/messages/${encodeURIComponent(m.id)}`}>{m.subject ?? '(no subject)'}</a>
+                  </td>
+                  <td>
+                    <Badge text={worst(m.recipients.map((r) => r.action))} />
+                  </td>
+                  <td class="num">
+                    <Score n={m.score} />
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                {p.items.map((m) => (
-                  <tr key={m.id}>
-                    <td>
-                      <Time ms={m.received_at} />
-                    </td>
-                    <td class="addr">{m.mail_from || '<>'}</td>
-                    <td>
-                      <a href={`/ui/messages/${encodeURIComponent(m.id)}`}>{m.subject ?? '(no subject)'}</a>
-                    </td>
-                    <td>
-                      <Badge text={worst(m.recipients.map((r) => r.action))} />
-                    </td>
-                    <td class="num">
-                      <Score n={m.score} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Show>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </Section>
   );
 }
@@ -155,61 +148,57 @@ function TopSources({ tick, kind, title, head, link }: { tick: number; kind: 'ad
   return (
     <Section title={title}>
       <p class="muted caption">Seen in the last 24 hours, the 10 with the most messages; counts are totals since first seen.</p>
-      <Show state={st} what="sources">
-        {(p) =>
-          p.items.length === 0 ? (
-            <Empty>No source seen in the last 24 hours (the trend analyzer keeps these figures: trends.enabled).</Empty>
-          ) : (
-            <table class={`top-sources top-${kind}`}>
-              <thead>
-                <tr>
-                  <th>{head}</th>
-                  <th class="num">Messages</th>
-                  <th class="num">Refused</th>
-                  <th class="num">Quarantined</th>
-                  <th>Last seen</th>
-                  <th>Policy</th>
+      <ShowList state={st} what="sources" empty="No source seen in the last 24 hours (the trend analyzer keeps these figures: trends.enabled).">
+        {(p) => (
+          <table class={`top-sources top-${kind}`}>
+            <thead>
+              <tr>
+                <th>{head}</th>
+                <th class="num">Messages</th>
+                <th class="num">Refused</th>
+                <th class="num">Quarantined</th>
+                <th>Last seen</th>
+                <th>Policy</th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.items.map((s) => (
+                <tr key={s.key} data-key={s.key}>
+                  <td class="addr">
+                    <a href={link(s.key)} title={`Messages from ${s.key}`}>
+                      {s.key}
+                    </a>
+                    {s.network && <span class="muted"> {s.network}</span>}
+                  </td>
+                  <td class="num">{s.messages}</td>
+                  <td class="num" title="Recipients refused at RCPT and messages refused at DATA, per recipient offered">
+                    {s.refused}
+                    <span class="muted">{pct(s.refused_share)}</span>
+                  </td>
+                  <td class="num" title="Recipients whose copy was quarantined, per recipient offered">
+                    {s.quarantined}
+                    <span class="muted">{pct(s.quarantined_share)}</span>
+                  </td>
+                  <td>
+                    <Time ms={s.last_seen} />
+                  </td>
+                  <td>
+                    {s.policies.length === 0 ? (
+                      <span class="muted">—</span>
+                    ) : (
+                      s.policies.map((x) => (
+                        <a key={x.id} href="/ui/policies" data-policy={x.id} title={`${x.id}: ${x.action} ${x.target_kind} ${x.target}${x.for ? ` for ${x.for}` : ''}`}>
+                          <Badge text={x.action} />{' '}
+                        </a>
+                      ))
+                    )}
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                {p.items.map((s) => (
-                  <tr key={s.key} data-key={s.key}>
-                    <td class="addr">
-                      <a href={link(s.key)} title={`Messages from ${s.key}`}>
-                        {s.key}
-                      </a>
-                      {s.network && <span class="muted"> {s.network}</span>}
-                    </td>
-                    <td class="num">{s.messages}</td>
-                    <td class="num" title="Recipients refused at RCPT and messages refused at DATA, per recipient offered">
-                      {s.refused}
-                      <span class="muted">{pct(s.refused_share)}</span>
-                    </td>
-                    <td class="num" title="Recipients whose copy was quarantined, per recipient offered">
-                      {s.quarantined}
-                      <span class="muted">{pct(s.quarantined_share)}</span>
-                    </td>
-                    <td>
-                      <Time ms={s.last_seen} />
-                    </td>
-                    <td>
-                      {s.policies.length === 0 ? (
-                        <span class="muted">—</span>
-                      ) : (
-                        s.policies.map((x) => (
-                          <a key={x.id} href="/ui/policies" data-policy={x.id} title={`${x.id}: ${x.action} ${x.target_kind} ${x.target}${x.for ? ` for ${x.for}` : ''}`}>
-                            <Badge text={x.action} />{' '}
-                          </a>
-                        ))
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Show>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </Section>
   );
 }
@@ -218,30 +207,26 @@ function ActivePolicies({ tick }: { tick: number }) {
   const st = useLoad(() => get<Page<PolicyRow>>('/api/v1/policies?state=active&limit=10'), [tick]);
   return (
     <Section title="Active policies" actions={<a href="/ui/policies">all policies</a>}>
-      <Show state={st} what="policies">
-        {(p) =>
-          p.items.length === 0 ? (
-            <Empty>No live policies.</Empty>
-          ) : (
-            <table>
-              <tbody>
-                {p.items.map((r) => (
-                  <tr key={r.id}>
-                    <td>
-                      <Badge text={r.action} />
-                    </td>
-                    <td>
-                      {r.target_kind} <b>{r.target}</b>
-                    </td>
-                    <td class="muted">{r.source}</td>
-                    <td>{r.reason}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Show>
+      <ShowList state={st} what="policies" empty="No live policies.">
+        {(p) => (
+          <table>
+            <tbody>
+              {p.items.map((r) => (
+                <tr key={r.id}>
+                  <td>
+                    <Badge text={r.action} />
+                  </td>
+                  <td>
+                    {r.target_kind} <b>{r.target}</b>
+                  </td>
+                  <td class="muted">{r.source}</td>
+                  <td>{r.reason}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </Section>
   );
 }
@@ -250,31 +235,27 @@ function Outbreaks({ tick }: { tick: number }) {
   const st = useLoad(() => get<{ items: ClusterSummary[] }>('/api/v1/clusters?state=outbreak&limit=10'), [tick]);
   return (
     <Section title="Current outbreaks" actions={<a href="/ui/clusters">all clusters</a>}>
-      <Show state={st} what="clusters">
-        {(p) =>
-          p.items.length === 0 ? (
-            <Empty>No outbreak now.</Empty>
-          ) : (
-            <table>
-              <tbody>
-                {p.items.map((c) => (
-                  <tr key={c.id}>
-                    <td>
-                      <a href={`/ui/clusters/${c.id}`}>#{c.id}</a>
-                    </td>
-                    <td>{c.subject ?? '—'}</td>
-                    <td class="num">{c.members} copies</td>
-                    <td class="num">{c.ips} sources</td>
-                    <td>
-                      <Time ms={c.declared_at} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Show>
+      <ShowList state={st} what="clusters" empty="No outbreak now.">
+        {(p) => (
+          <table>
+            <tbody>
+              {p.items.map((c) => (
+                <tr key={c.id}>
+                  <td>
+                    <a href={`/ui/clusters/${c.id}`}>#{c.id}</a>
+                  </td>
+                  <td>{c.subject ?? '—'}</td>
+                  <td class="num">{c.members} copies</td>
+                  <td class="num">{c.ips} sources</td>
+                  <td>
+                    <Time ms={c.declared_at} />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </Section>
   );
 }
@@ -283,29 +264,25 @@ function AuthFailures({ tick }: { tick: number }) {
   const st = useLoad(() => get<Page<EventRow>>('/api/v1/events?type=auth.failed,web.login_failed&limit=15'), [tick]);
   return (
     <Section title="Recent failed sign-ins">
-      <Show state={st} what="events">
-        {(p) =>
-          p.items.length === 0 ? (
-            <Empty>None.</Empty>
-          ) : (
-            <table>
-              <tbody>
-                {p.items.map((e) => (
-                  <tr key={e.id}>
-                    <td>
-                      <Time ms={e.ts} />
-                    </td>
-                    <td>{e.type === 'web.login_failed' ? 'center' : String(e.data.protocol ?? '')}</td>
-                    <td class="addr">{String(e.data.user ?? e.data.name ?? '')}</td>
-                    <td>{e.ip ?? '—'}</td>
-                    <td class="muted">{String(e.data.reason ?? e.data.refused_by ?? '')}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          )
-        }
-      </Show>
+      <ShowList state={st} what="events" empty="None.">
+        {(p) => (
+          <table>
+            <tbody>
+              {p.items.map((e) => (
+                <tr key={e.id}>
+                  <td>
+                    <Time ms={e.ts} />
+                  </td>
+                  <td>{e.type === 'web.login_failed' ? 'center' : String(e.data.protocol ?? '')}</td>
+                  <td class="addr">{String(e.data.user ?? e.data.name ?? '')}</td>
+                  <td>{e.ip ?? '—'}</td>
+                  <td class="muted">{String(e.data.reason ?? e.data.refused_by ?? '')}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
     </Section>
   );
 }

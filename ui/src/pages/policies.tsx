@@ -1,7 +1,8 @@
 // Live policies: the list (active, expired or all) with their evidence; admins add and lift.
 import { useState } from 'preact/hooks';
-import { ApiError, enc, get, post, qs, type Me } from '../api.ts';
-import { Badge, Empty, Show, Time, Val, useLoad } from '../components.tsx';
+import { enc, get, post, qs, type Me } from '../api.ts';
+import { Badge, Time, Val, useLoad } from '../components.tsx';
+import { FlashNote, ShowList, why, type Flash } from '../list.tsx';
 import type { Page, PolicyRow } from '../types.ts';
 import { DetectorsPanel } from './detectors.tsx';
 
@@ -35,7 +36,7 @@ function AddForm({ done }: { done: (text: string, ok: boolean) => void }) {
       setF({ ...f, target: '', reason: '', params: '' });
       done(`Added ${p.id}: ${p.action} ${p.target_kind} ${p.target}.`, true);
     } catch (err) {
-      done(`Not added: ${err instanceof ApiError ? err.message : String(err)}`, false);
+      done(`Not added: ${why(err)}`, false);
     }
   }
   return (
@@ -80,7 +81,7 @@ function AddForm({ done }: { done: (text: string, ok: boolean) => void }) {
 export function Policies({ me }: { me: Me }) {
   const [state, setState] = useState('active');
   const [cursor, setCursor] = useState<string | null>(null);
-  const [flash, setFlash] = useState<{ ok: boolean; text: string }>();
+  const [flash, setFlash] = useState<Flash>();
   const admin = me.role === 'admin';
   const st = useLoad(() => get<Page<PolicyRow>>(`/api/v1/policies${qs({ state, limit: 100, cursor })}`), [state, cursor]);
 
@@ -89,7 +90,7 @@ export function Policies({ me }: { me: Me }) {
       await post(`/api/v1/policies/${enc(p.id)}/lift`);
       setFlash({ ok: true, text: `Lifted ${p.id} (${p.action} ${p.target_kind} ${p.target}).` });
     } catch (err) {
-      setFlash({ ok: false, text: `Not lifted: ${err instanceof ApiError ? err.message : String(err)}` });
+      setFlash({ ok: false, text: `Not lifted: ${why(err)}` });
     }
     st.reload();
   }
@@ -105,11 +106,7 @@ export function Policies({ me }: { me: Me }) {
           }}
         />
       )}
-      {flash && (
-        <p class={`note ${flash.ok ? 'flash' : 'error'}`} role="status">
-          {flash.text}
-        </p>
-      )}
+      <FlashNote flash={flash} />
       <p class="tabs">
         {['active', 'expired', 'all'].map((s) => (
           <button key={s} type="button" class={s === state ? 'here' : ''} onClick={() => (setCursor(null), setState(s))}>
@@ -117,75 +114,64 @@ export function Policies({ me }: { me: Me }) {
           </button>
         ))}
       </p>
-      <Show state={st} what="policies">
-        {(p) =>
-          p.items.length === 0 ? (
-            <Empty>No {state === 'all' ? '' : state} policies.</Empty>
-          ) : (
-            <>
-              <table class="policies">
-                <thead>
-                  <tr>
-                    <th>Id</th>
-                    <th>Action</th>
-                    <th>Target</th>
-                    <th>Source</th>
-                    <th>Reason and evidence</th>
-                    <th>Created</th>
-                    <th>Expires</th>
-                    {admin && <th />}
-                  </tr>
-                </thead>
-                <tbody>
-                  {p.items.map((r) => (
-                    <tr key={r.id} data-id={r.id}>
-                      <td class="muted">{r.id}</td>
-                      <td>
-                        <Badge text={r.action} />
-                        {Object.keys(r.params).length > 0 && (
-                          <div class="muted">
-                            <Val v={r.params} />
-                          </div>
-                        )}
-                      </td>
-                      <td>
-                        {r.target_kind} <b>{r.target}</b>
-                      </td>
-                      <td>{r.source}</td>
-                      <td>
-                        {r.reason}
-                        {Object.keys(r.evidence).length > 0 && (
-                          <div class="muted">
-                            <Val v={r.evidence} />
-                          </div>
-                        )}
-                      </td>
-                      <td>
-                        <Time ms={r.created_at} />
-                      </td>
-                      <td>{r.pinned ? 'pinned' : r.expires_at ? <Time ms={r.expires_at} /> : 'never'}</td>
-                      {admin && (
-                        <td class="buttons">
-                          {r.state === 'active' && (
-                            <button type="button" onClick={() => lift(r)}>
-                              Lift
-                            </button>
-                          )}
-                        </td>
+      <ShowList state={st} what="policies" empty={<>No {state === 'all' ? '' : state} policies.</>} next={setCursor}>
+        {(p) => (
+          <table class="policies">
+            <thead>
+              <tr>
+                <th>Id</th>
+                <th>Action</th>
+                <th>Target</th>
+                <th>Source</th>
+                <th>Reason and evidence</th>
+                <th>Created</th>
+                <th>Expires</th>
+                {admin && <th />}
+              </tr>
+            </thead>
+            <tbody>
+              {p.items.map((r) => (
+                <tr key={r.id} data-id={r.id}>
+                  <td class="muted">{r.id}</td>
+                  <td>
+                    <Badge text={r.action} />
+                    {Object.keys(r.params).length > 0 && (
+                      <div class="muted">
+                        <Val v={r.params} />
+                      </div>
+                    )}
+                  </td>
+                  <td>
+                    {r.target_kind} <b>{r.target}</b>
+                  </td>
+                  <td>{r.source}</td>
+                  <td>
+                    {r.reason}
+                    {Object.keys(r.evidence).length > 0 && (
+                      <div class="muted">
+                        <Val v={r.evidence} />
+                      </div>
+                    )}
+                  </td>
+                  <td>
+                    <Time ms={r.created_at} />
+                  </td>
+                  <td>{r.pinned ? 'pinned' : r.expires_at ? <Time ms={r.expires_at} /> : 'never'}</td>
+                  {admin && (
+                    <td class="buttons">
+                      {r.state === 'active' && (
+                        <button type="button" onClick={() => lift(r)}>
+                          Lift
+                        </button>
                       )}
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-              {p.next_cursor && (
-                <button type="button" onClick={() => setCursor(p.next_cursor)}>
-                  Next page
-                </button>
-              )}
-            </>
-          )
-        }
-      </Show>
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </ShowList>
       <DetectorsPanel admin={admin} />
     </div>
   );

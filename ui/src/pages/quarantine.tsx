@@ -3,21 +3,20 @@
 // only and lists senders for itself only (the API decides; this page only offers what the API allows the role).
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { ApiError, enc, get, post, qs, type Me } from '../api.ts';
+import { enc, get, post, qs, type Me } from '../api.ts';
 import { Badge, Empty, Score, Show, Time, useLoad } from '../components.tsx';
+import { FlashNote, why, type Flash } from '../list.tsx';
 import type { PolicyRow, QuarantineEntry } from '../types.ts';
 
 const STATUSES = ['held', 'released', 'deleted', 'expired', 'any'];
 const PAGE = 50;
 
 type Scope = 'user' | 'domain' | 'global';
-type Flash = { ok: boolean; text: ComponentChildren };
 
 const domainOf = (addr: string) => addr.slice(addr.lastIndexOf('@') + 1);
 /** Whom a sender listing applies to, in words: the entry's recipient, the recipient's domain, or everyone. */
 const whom = (scope: Scope, rcpt: string) => (scope === 'user' ? rcpt : scope === 'domain' ? `the domain ${domainOf(rcpt)}` : 'everyone');
 const subj = (e: QuarantineEntry) => `“${e.subject ?? '(no subject)'}”`;
-const why = (err: unknown) => (err instanceof ApiError ? err.message : String(err));
 
 export function Quarantine({ me }: { me: Me }) {
   const [status, setStatus] = useState('held');
@@ -186,11 +185,7 @@ export function Quarantine({ me }: { me: Me }) {
         </label>
         <button type="submit">Show</button>
       </form>
-      {flash && (
-        <p class={`note ${flash.ok ? 'flash' : 'error'}`} role="status">
-          {flash.text}
-        </p>
-      )}
+      <FlashNote flash={flash} />
       <Show state={st} what="quarantine">
         {(d) =>
           d.items.length === 0 ? (

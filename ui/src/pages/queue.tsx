@@ -1,14 +1,13 @@
 // The delivery queue: the recipients the relay still has to deliver, oldest first, with why the last attempt failed.
 // Admins make one message or the whole queue due now (the relay takes them at its next poll); auditors read. The
 // filters live in the address, so a view of the queue can be linked.
-import { useEffect, useState } from 'preact/hooks';
-import { ApiError, enc, get, post, qs, type Me } from '../api.ts';
-import { Badge, Empty, ErrorNote, Time } from '../components.tsx';
-import { navigate, useLocation } from '../router.ts';
+import { useState } from 'preact/hooks';
+import { enc, get, post, qs, type Me } from '../api.ts';
+import { Badge, Time } from '../components.tsx';
+import { CursorItems, FlashNote, useCursorList, useQueryForm, why, type Flash } from '../list.tsx';
 import type { QueueItem, QueuePage } from '../types.ts';
 
 const FIELDS = ['rcpt', 'domain', 'sender', 'has_error'] as const;
-type Field = (typeof FIELDS)[number];
 const PAGE = 50;
 /** Errors longer than this are cut in the table; the whole text is on hover and when opened. */
 const SHORT = 70;
@@ -37,35 +36,17 @@ function LastError({ text }: { text: string | null }) {
 }
 
 export function Queue({ me }: { me: Me }) {
-  const loc = useLocation();
-  const fromUrl = () => Object.fromEntries(FIELDS.map((k) => [k, loc.query.get(k) ?? ''])) as Record<Field, string>;
-  const [form, setForm] = useState(fromUrl);
-  const [data, setData] = useState<QueuePage>();
-  const [error, setError] = useState<unknown>();
   const [tick, setTick] = useState(0);
-  const [flash, setFlash] = useState<{ ok: boolean; text: string }>();
+  // Refresh also puts the form back to the search shown.
+  const q = useQueryForm(FIELDS, '/queue', [tick]);
+  const list = useCursorList((cursor) => get<QueuePage>(`/api/v1/queue${qs({ ...q.query(), limit: PAGE, cursor })}`), [q.search, tick]);
+  const [flash, setFlash] = useState<Flash>();
   const [confirming, setConfirming] = useState(false);
   const admin = me.role === 'admin';
-  const search = loc.query.toString();
+  const { form, set, text, search } = q;
+  const data = list.data;
 
-  useEffect(() => {
-    const f = fromUrl();
-    setForm(f);
-    setError(undefined);
-    get<QueuePage>(`/api/v1/queue${qs({ ...f, limit: PAGE })}`).then(setData, setError);
-  }, [search, tick]);
-
-  async function more() {
-    if (!data?.next_cursor) return;
-    try {
-      const p = await get<QueuePage>(`/api/v1/queue${qs({ ...fromUrl(), limit: PAGE, cursor: data.next_cursor })}`);
-      setData({ ...p, items: [...data.items, ...p.items] });
-    } catch (e) {
-      setError(e);
-    }
-  }
-
-  const failed = (what: string, err: unknown) => setFlash({ ok: false, text: `Could not ${what}: ${err instanceof ApiError ? err.message : String(err)}` });
+  const failed = (what: string, err: unknown) => setFlash({ ok: false, text: `Could not ${what}: ${why(err)}` });
 
   async function retry(i: QueueItem) {
     try {
@@ -88,13 +69,6 @@ export function Queue({ me }: { me: Me }) {
     setTick((t) => t + 1);
   }
 
-  const set = (k: Field) => (e: Event) => setForm({ ...form, [k]: (e.currentTarget as HTMLInputElement).value });
-  const text = (k: Field, label: string, ph: string) => (
-    <label>
-      {label}
-      <input name={k} value={form[k]} placeholder={ph} onInput={set(k)} />
-    </label>
-  );
   const sum = data?.summary;
 
   return (
@@ -138,18 +112,8 @@ export function Queue({ me }: { me: Me }) {
           </span>
         </div>
       )}
-      {flash && (
-        <p class={`note ${flash.ok ? 'flash' : 'error'}`} role="status">
-          {flash.text}
-        </p>
-      )}
-      <form
-        class="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          navigate(`/queue${qs(form)}`);
-        }}
-      >
+      <FlashNote flash={flash} />
+      <form class="search" onSubmit={q.submit}>
         {text('rcpt', 'Recipient', 'bob@example.org')}
         {text('domain', 'Recipient domain', 'example.org')}
         {text('sender', 'Sender', 'ann@example.com, @example.com')}
@@ -163,72 +127,64 @@ export function Queue({ me }: { me: Me }) {
         </label>
         <button type="submit">Search</button>
       </form>
-      {error !== undefined && <ErrorNote error={error} what="queue" />}
-      {data === undefined && error === undefined && <p class="note">Loading…</p>}
-      {data?.items.length === 0 && <Empty>{search ? 'Nothing waiting matches.' : 'The queue is empty: everything accepted was delivered.'}</Empty>}
-      {data && data.items.length > 0 && (
-        <table class="queue">
-          <thead>
-            <tr>
-              <th>Received</th>
-              <th>Message</th>
-              <th>From</th>
-              <th>To</th>
-              <th>Route</th>
-              <th class="num">Attempts</th>
-              <th>Next attempt</th>
-              <th>Last error</th>
-              {admin && <th />}
-            </tr>
-          </thead>
-          <tbody>
-            {data.items.map((i) => (
-              <tr key={`${i.queue_id} ${i.rcpt}`} data-id={i.queue_id}>
-                <td>
-                  <Time ms={i.received_at} />
-                  <div class="muted">{fmtAge(i.age_ms)} ago</div>
-                </td>
-                <td>
-                  <a href={`/ui/messages/${enc(i.queue_id)}`} title={i.message_id ?? undefined}>
-                    {i.subject ?? '(no subject)'}
-                  </a>
-                  <div class="muted sym">{i.queue_id}</div>
-                </td>
-                <td class="addr">{i.mail_from || '<>'}</td>
-                <td class="addr">
-                  {i.rcpt}
-                  {i.deliver_to !== i.rcpt && <div class="muted">→ {i.deliver_to}</div>}
-                </td>
-                <td>{i.route}</td>
-                <td class="num">{i.attempts}</td>
-                <td>
-                  <Time ms={i.next_attempt_at} />
-                  <div>
-                    <Badge text={i.status} />
-                  </div>
-                </td>
-                <td>
-                  <LastError text={i.last_error} />
-                </td>
-                {admin && (
-                  <td class="buttons">
-                    <button type="button" onClick={() => retry(i)}>
-                      Retry
-                    </button>
-                  </td>
-                )}
+      <CursorItems list={list} what="queue" empty={search ? 'Nothing waiting matches.' : 'The queue is empty: everything accepted was delivered.'}>
+        {({ items }) => (
+          <table class="queue">
+            <thead>
+              <tr>
+                <th>Received</th>
+                <th>Message</th>
+                <th>From</th>
+                <th>To</th>
+                <th>Route</th>
+                <th class="num">Attempts</th>
+                <th>Next attempt</th>
+                <th>Last error</th>
+                {admin && <th />}
               </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-      {data?.next_cursor && (
-        <p>
-          <button type="button" onClick={more}>
-            More
-          </button>
-        </p>
-      )}
+            </thead>
+            <tbody>
+              {items.map((i) => (
+                <tr key={`${i.queue_id} ${i.rcpt}`} data-id={i.queue_id}>
+                  <td>
+                    <Time ms={i.received_at} />
+                    <div class="muted">{fmtAge(i.age_ms)} ago</div>
+                  </td>
+                  <td>
+                    <a href={`/ui/messages/${enc(i.queue_id)}`} title={i.message_id ?? undefined}>
+                      {i.subject ?? '(no subject)'}
+                    </a>
+                    <div class="muted sym">{i.queue_id}</div>
+                  </td>
+                  <td class="addr">{i.mail_from || '<>'}</td>
+                  <td class="addr">
+                    {i.rcpt}
+                    {i.deliver_to !== i.rcpt && <div class="muted">→ {i.deliver_to}</div>}
+                  </td>
+                  <td>{i.route}</td>
+                  <td class="num">{i.attempts}</td>
+                  <td>
+                    <Time ms={i.next_attempt_at} />
+                    <div>
+                      <Badge text={i.status} />
+                    </div>
+                  </td>
+                  <td>
+                    <LastError text={i.last_error} />
+                  </td>
+                  {admin && (
+                    <td class="buttons">
+                      <button type="button" onClick={() => retry(i)}>
+                        Retry
+                      </button>
+                    </td>
+                )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </CursorItems>
     </div>
   );
 }
