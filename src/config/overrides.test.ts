@@ -1,12 +1,11 @@
 // Detector settings changed at run time, on a real store: which keys may change, values checked by the config
 // schema (ranges and the section's rules), set and reset in the table, and a LiveSettings in another "process"
 // (a second instance on the same store) following them, keeping the file's config for what was never changed.
-import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { validateConfig } from './load.ts';
 import { editableKey, editableKeys, LiveSettings, listOverrides, OverrideError, parseCliValue, setOverrides, withOverrides } from './overrides.ts';
-import { openStore, type StoreDb } from '../store/db.ts';
-import { freshPgSchema, TEST_STORE, tempDir } from '../../test/harness/postern.ts';
+import type { StoreDb } from '../store/db.ts';
+import { openTestStore } from '../../test/harness/postern.ts';
 
 const base = validateConfig({ trends: { harvest: { ip_unknown: 7 } }, outbreak: { min_sources: 4 } });
 
@@ -60,22 +59,9 @@ describe('withOverrides', () => {
 
 describe('stored overrides', () => {
   let store: StoreDb;
-  let dir: string;
-  let drop: (() => Promise<void>) | undefined;
-  beforeEach(async () => {
-    dir = tempDir();
-    if (TEST_STORE === 'postgres') {
-      const pg = await freshPgSchema();
-      drop = pg.drop;
-      store = await openStore({ url: pg.url, dataDir: dir });
-    } else store = await openStore({ url: '', dataDir: dir });
-  });
-  afterEach(async () => {
-    await store.close();
-    await drop?.();
-    drop = undefined;
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  let close: () => Promise<void>;
+  beforeEach(async () => ({ store, close } = await openTestStore()));
+  afterEach(() => close());
 
   it('sets, changes and resets values; another instance follows; a bad batch writes nothing', async () => {
     const other = new LiveSettings(store.db, base);

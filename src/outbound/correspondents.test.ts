@@ -1,10 +1,9 @@
 // Learning from outbound mail on the test store (SQLite, or PostgreSQL under POSTERN_TEST_STORE=postgres): counts and
 // recency per pair, colleagues skipped, sent Message-IDs kept and purged; the book in memory follows the store and
 // what this process learns.
-import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, type StoreDb } from '../store/db.ts';
-import { TEST_STORE, freshPgSchema, tempDir } from '../../test/harness/postern.ts';
+import type { StoreDb } from '../store/db.ts';
+import { openTestStore, TEST_STORE } from '../../test/harness/postern.ts';
 import { missing } from '../../test/harness/services.ts';
 import { CorrespondentBook, purgeSent, recordOutbound, registrable } from './correspondents.ts';
 
@@ -14,17 +13,7 @@ const OURS = ['fabrikam.com'];
 describe.skipIf(await missing('postgres'))(`correspondents on ${TEST_STORE}`, () => {
   let s: StoreDb;
   let done: () => Promise<void>;
-  beforeEach(async () => {
-    const dir = tempDir();
-    if (TEST_STORE === 'postgres') {
-      const schema = await freshPgSchema();
-      s = await openStore({ url: schema.url, dataDir: dir });
-      done = async () => (await s.close(), await schema.drop(), fs.rmSync(dir, { recursive: true, force: true }));
-    } else {
-      s = await openStore({ url: '', dataDir: dir });
-      done = async () => (await s.close(), fs.rmSync(dir, { recursive: true, force: true }));
-    }
-  });
+  beforeEach(async () => ({ store: s, close: done } = await openTestStore()));
   afterEach(() => done());
 
   it('counts each (sender, external recipient) pair, skips colleagues and keeps the Message-ID', async () => {

@@ -1,9 +1,8 @@
 // The clusters' read side and the admin's mark on a real store: verdicts from the policies, one cluster's members with
 // what was done to each copy, its events picked out by cluster id, and a mark that replaces the previous one.
-import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStore, type StoreDb } from '../store/db.ts';
-import { freshPgSchema, TEST_STORE, tempDir } from '../../test/harness/postern.ts';
+import type { StoreDb } from '../store/db.ts';
+import { openTestStore } from '../../test/harness/postern.ts';
 import { addPolicy, listPolicies } from '../policy/admin.ts';
 import { PolicyTable } from '../policy/live.ts';
 import { ClusterError, listClusters, markCluster, showCluster } from './report.ts';
@@ -16,24 +15,9 @@ const B = A * 10 + 7;
 const C = A + 1;
 
 let store: StoreDb;
-let dir: string;
-let drop: (() => Promise<void>) | undefined;
-
-beforeEach(async () => {
-  dir = tempDir();
-  if (TEST_STORE === 'postgres') {
-    const pg = await freshPgSchema();
-    drop = pg.drop;
-    store = await openStore({ url: pg.url, dataDir: dir });
-  } else store = await openStore({ url: '', dataDir: dir });
-});
-
-afterEach(async () => {
-  await store.close();
-  await drop?.();
-  drop = undefined;
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+let close: () => Promise<void>;
+beforeEach(async () => ({ store, close } = await openTestStore()));
+afterEach(() => close());
 
 async function cluster(id: number, o: { state?: string; first?: number; last?: number; members?: number; subject?: string } = {}) {
   await store.db

@@ -1,12 +1,11 @@
 // The index's window kept in the real store (SQLite, or PostgreSQL with POSTERN_TEST_STORE=postgres): a restart
 // gets back every entry in its cluster, merges included; old rows are pruned; a damaged row is skipped and named.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildMessageView } from '../analysis/message-view.ts';
 import { configSchema } from '../config/schema.ts';
-import { openStore, type StoreDb } from '../store/db.ts';
-import { freshPgSchema, TEST_STORE, tempDir } from '../../test/harness/postern.ts';
+import type { StoreDb } from '../store/db.ts';
+import { openTestStore } from '../../test/harness/postern.ts';
 import { fingerprintOf, type Fingerprint } from './fingerprint.ts';
 import { indexOptionsOf, SimilarityIndex, type EntryFacts } from './index.ts';
 import { SimilarityStore } from './store.ts';
@@ -17,24 +16,9 @@ const H = 3_600_000;
 const T0 = Date.UTC(2025, 10, 20);
 
 let store: StoreDb;
-let dir: string;
-let drop: (() => Promise<void>) | undefined;
-
-beforeEach(async () => {
-  dir = tempDir();
-  if (TEST_STORE === 'postgres') {
-    const pg = await freshPgSchema();
-    drop = pg.drop;
-    store = await openStore({ url: pg.url, dataDir: dir });
-  } else store = await openStore({ url: '', dataDir: dir });
-});
-
-afterEach(async () => {
-  await store.close();
-  await drop?.();
-  drop = undefined;
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+let close: () => Promise<void>;
+beforeEach(async () => ({ store, close } = await openTestStore()));
+afterEach(() => close());
 
 const facts = (i: number): EntryFacts => ({ ip: `198.51.100.${i}`, senderDomain: `d${i % 3}.example`, recipients: 1 + (i % 2), suspicious: i % 2 === 0 });
 

@@ -3,12 +3,11 @@
 // with them; the copy that makes a cluster meet the outbreak rule tips it; an admin's "safe" keeps it from tipping;
 // a cluster younger than hold_s is young.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildMessageView } from '../analysis/message-view.ts';
 import { configSchema, type ConfigInput } from '../config/schema.ts';
-import { openStore, type StoreDb } from '../store/db.ts';
-import { freshPgSchema, TEST_STORE, tempDir } from '../../test/harness/postern.ts';
+import type { StoreDb } from '../store/db.ts';
+import { openTestStore } from '../../test/harness/postern.ts';
 import { addPolicy } from '../policy/admin.ts';
 import { PolicyTable } from '../policy/live.ts';
 import { campaignVariant, ordinaryMessage } from '../retro/simulate.ts';
@@ -21,24 +20,9 @@ const NOW = Date.now();
 const S = 1000;
 
 let store: StoreDb;
-let dir: string;
-let drop: (() => Promise<void>) | undefined;
-
-beforeEach(async () => {
-  dir = tempDir();
-  if (TEST_STORE === 'postgres') {
-    const pg = await freshPgSchema();
-    drop = pg.drop;
-    store = await openStore({ url: pg.url, dataDir: dir });
-  } else store = await openStore({ url: '', dataDir: dir });
-});
-
-afterEach(async () => {
-  await store.close();
-  await drop?.();
-  drop = undefined;
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+let close: () => Promise<void>;
+beforeEach(async () => ({ store, close } = await openTestStore()));
+afterEach(() => close());
 
 const fpOf = async (body: string): Promise<Fingerprint> => fingerprintOf(await buildMessageView(Buffer.from(body)));
 const copy = (i: number) => fpOf(campaignVariant(i, `user${i}@example.org`, 'example.org').body);

@@ -7,6 +7,7 @@ import { parseConfigText } from '../../src/config/load.ts';
 import { startPostern, type Postern } from '../../src/app.ts';
 import { silentLogger, createLogger } from '../../src/core/log.ts';
 import type { Check } from '../../src/analysis/check.ts';
+import { openStore, type StoreDb } from '../../src/store/db.ts';
 
 export interface TestPostern {
   app: Postern;
@@ -36,6 +37,25 @@ export async function freshPgSchema(): Promise<{ url: string; drop(): Promise<vo
       await d.connect();
       await d.query(`drop schema ${schema} cascade`);
       await d.end();
+    },
+  };
+}
+
+/**
+ * A fresh store for a unit test: SQLite in a temporary directory, or a fresh schema of the test PostgreSQL with
+ * POSTERN_TEST_STORE=postgres. `close` closes it and removes both.
+ */
+export async function openTestStore(): Promise<{ store: StoreDb; dir: string; close(): Promise<void> }> {
+  const dir = tempDir();
+  const schema = TEST_STORE === 'postgres' ? await freshPgSchema() : undefined;
+  const store = await openStore({ url: schema?.url ?? '', dataDir: dir });
+  return {
+    store,
+    dir,
+    async close() {
+      await store.close();
+      await schema?.drop();
+      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
