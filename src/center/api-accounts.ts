@@ -11,7 +11,7 @@ import type { WebDeps } from './server.ts';
 import { WebError } from './web-error.ts';
 import { actorOf, allow } from './auth/access.ts';
 import { cursor, decodeCursor, limit, page, parse } from './api-query.ts';
-import { AccountError, accountAddresses, createAccount, createToken, getAccount, listTokens, revokeToken, ROLES, type Account } from './auth/accounts.ts';
+import { AccountError, accountAddresses, createAccount, createToken, enabledAdmins, getAccount, listTokens, revokeToken, ROLES, type Account } from './auth/accounts.ts';
 import type { Principal, Role } from './auth/guard.ts';
 import { hashPassword, MAX_PASSWORD, PasswordError, verifyPassword, weakPassword } from './auth/password.ts';
 import { LoginLimiter } from './auth/rate-limit.ts';
@@ -100,16 +100,6 @@ async function accountItems(db: Kysely<DB>, q: { role?: Role; disabled?: boolean
     tokens: tokens.get(r.name) ?? 0,
     sessions: sessions.get(r.name) ?? 0,
   }));
-}
-
-async function enabledAdmins(tx: Transaction<DB>): Promise<number> {
-  const r = await tx
-    .selectFrom('accounts')
-    .select(({ fn }) => fn.countAll<number>().as('n'))
-    .where('role', '=', 'admin')
-    .where('disabled', '=', 0)
-    .executeTakeFirst();
-  return Number(r?.n ?? 0);
 }
 
 /** The account a principal signs in as; the configured token (web.api_token) is no account. */

@@ -8,6 +8,7 @@ import {
   accountName,
   createAccount,
   createToken,
+  enabledAdmins,
   isRole,
   listAccounts,
   listTokens,
@@ -109,6 +110,15 @@ async function newPassword(values: { 'password-stdin'?: boolean; 'password-file'
 
 const when = (ms: number | null, never = 'never') => (ms === null ? never : fmtTime(ms));
 
+/**
+ * The shell is where an admin locked out of the center gets back in, so it may remove or disable the last admin
+ * (the center refuses to); it says what that leaves.
+ */
+async function warnNoAdmin(db: Parameters<typeof enabledAdmins>[0]): Promise<void> {
+  if ((await enabledAdmins(db)) > 0) return;
+  console.error('warning: no enabled admin account is left; the center takes only web.api_token for admin work until you add one: postern user add NAME --role admin');
+}
+
 export async function runUser(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   try {
@@ -146,11 +156,13 @@ export async function runUser(argv: string[]): Promise<number> {
         case 'remove':
           await removeAccount(db, target!);
           console.log(`account ${target!.toLowerCase()} removed, with its tokens and sessions`);
+          await warnNoAdmin(db);
           return 0;
         case 'disable':
         case 'enable':
           await setDisabled(db, target!, sub === 'disable');
           console.log(`account ${target!.toLowerCase()} ${sub}d${sub === 'disable' ? '; its sessions were ended and its tokens stop working' : ''}`);
+          if (sub === 'disable') await warnNoAdmin(db);
           return 0;
         case 'token': {
           const { token, info } = await createToken(db, target!, { label: values.label, ttlDays });

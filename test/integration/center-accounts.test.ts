@@ -329,6 +329,21 @@ describe.skipIf(skip)('center accounts', () => {
     const all = JSON.stringify(rows);
     for (const pw of [...Object.values(PW), 'guess number', 'wrong password!']) expect(all).not.toContain(pw);
   });
+
+  it('lets the shell disable the last admin (the way back in), and says what that leaves', async () => {
+    const off = await cli('user', 'disable', 'root');
+    expect(off.code).toBe(0);
+    expect(off.stderr).toMatch(/^warning: no enabled admin account is left; .*postern user add NAME --role admin/m);
+    const on = await cli('user', 'enable', 'root');
+    expect(on.code).toBe(0);
+    expect(on.stderr).toBe('');
+    // With another admin, nothing to warn about.
+    expect((await cli('user', 'add', 'second', '--role', 'admin', '--password-file', pwFile('second admin password'))).code).toBe(0);
+    const again = await cli('user', 'disable', 'root');
+    expect(again.stderr).toBe('');
+    expect((await cli('user', 'enable', 'root')).code).toBe(0);
+    expect((await cli('user', 'remove', 'second')).stderr).toBe('');
+  });
 });
 
 // Nothing here depends on the store: run once, on SQLite.

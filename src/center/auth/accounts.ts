@@ -189,3 +189,14 @@ export async function accountOfToken(db: Kysely<DB>, token: string, now = Date.n
   if (r.expires_at !== null && Number(r.expires_at) <= now) return undefined;
   return { account: toAccount(r), tokenId: r.token_id, lastUsed: r.last_used_at === null ? null : Number(r.last_used_at) };
 }
+
+/** How many admin accounts may sign in: the center's guard rails keep at least one. */
+export async function enabledAdmins(db: Kysely<DB>): Promise<number> {
+  const r = await db
+    .selectFrom('accounts')
+    .select(({ fn }) => fn.countAll<number>().as('n'))
+    .where('role', '=', 'admin')
+    .where('disabled', '=', 0)
+    .executeTakeFirst();
+  return Number(r?.n ?? 0);
+}
