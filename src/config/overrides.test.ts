@@ -14,7 +14,7 @@ describe('which keys change at run time', () => {
     expect(editableKey('trends.harvest.ip_unknown')).toEqual({ detector: 'harvest', section: 'trends.harvest', field: 'ip_unknown' });
     expect(editableKey('trends.brute_force.enabled')?.detector).toBe('brute_force');
     expect(editableKey('outbreak.min_sources')?.detector).toBe('outbreak');
-    for (const k of ['outbreak.enabled', 'outbreak.hold_s', 'outbreak.pullback.host', 'trends.enabled', 'trends.poll_ms', 'gateway.listen', 'trends.harvest', 'trends.harvest.nope', 'web.api_token']) {
+    for (const k of ['outbreak.enabled', 'outbreak.hold_s', 'outbreak.pullback.host', 'trends.enabled', 'trends.poll_ms', 'gateway.listen', 'trends.harvest', 'trends.harvest.nope', 'web.api_token', 'trends.harvest.constructor', 'trends.harvest.__proto__', 'trends.harvest.toString']) {
       expect(editableKey(k), k).toBeUndefined();
     }
     expect(editableKeys('harvest')).toContain('trends.harvest.slow_window_s');

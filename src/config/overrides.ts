@@ -60,7 +60,7 @@ export function editableKey(key: string): { detector: string; section: string; f
   const d = DETECTOR_SECTIONS.find((x) => x.section === section);
   if (!d || !field) return undefined;
   const shape = objectOf(d.schema) as Record<string, z.ZodType>;
-  if (!(field in shape) || objectOf(shape[field])) return undefined;
+  if (!Object.hasOwn(shape, field) || objectOf(shape[field])) return undefined;
   // The outbreak switch also turns the gateways' fingerprints on or off: that takes a restart, from the file.
   if (d.name === 'outbreak' && !OUTBREAK_RULE_KEYS.has(field)) return undefined;
   return { detector: d.name, section, field };

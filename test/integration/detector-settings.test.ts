@@ -117,6 +117,7 @@ describe('a detector changed at run time', () => {
       ['/api/v1/detectors/harvest', { settings: { ip_unknown: 0 } }, 400, /trends\.harvest\.ip_unknown/],
       ['/api/v1/detectors/harvest', { settings: { ip_unknown: 'lots' } }, 400, /ip_unknown/],
       ['/api/v1/detectors/harvest', { settings: { nope: 3 } }, 400, /trends\.harvest\.nope cannot be changed/],
+      ['/api/v1/detectors/harvest', { settings: { constructor: 3 } }, 400, /trends\.harvest\.constructor cannot be changed/],
       ['/api/v1/detectors/harvest', { settings: {} }, 400, /no settings given/],
       ['/api/v1/detectors/harvest', { ip_unknown: 3 }, 400, /body/],
       ['/api/v1/detectors/outbreak', { settings: { enabled: false } }, 400, /only the outbreak rule/],
