@@ -185,7 +185,7 @@ function scanHtml(html: string, out: Collector): string {
               if (type === 'password') form.passwords++;
             }
           }
-        } else if (name in RESOURCE) {
+        } else if (Object.hasOwn(RESOURCE, name)) {
           const [source, attr] = RESOURCE[name];
           const v = attrs[attr];
           if (v) out.add(v, source);

@@ -150,6 +150,12 @@ describe('extractUrls', () => {
     expect((await first).urls.map((u) => u.url)).toEqual(['https://a.example.net/x']);
   });
 
+  it('takes tags named like the properties every object has as the unknown tags they are', async () => {
+    const v = await view({ html: '<constructor src="https://a.example.net/">x</constructor><hasownproperty src="https://b.example.net/"></hasownproperty><a href="https://c.example.net/">c</a>' });
+    const s = await extractUrls(v);
+    expect(s.urls.map((u) => u.host)).toEqual(['c.example.net']);
+  });
+
   it('collects links with their text, forms, resources and text URLs', async () => {
     const v = await view({
       text: 'plain http://paypal.com@evil.example/x and www.docs.example.org/a.',
