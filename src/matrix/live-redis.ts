@@ -34,17 +34,6 @@ type Scripted = Redis & {
   posternCount(key: string, cutoff: number): Promise<number>;
 };
 
-/** Passes errors on at most once per `everyMs`: a Redis that is down fails every command and must not flood logs. */
-export function throttled(onError: ((err: Error) => void) | undefined, everyMs = 10_000): (err: Error) => void {
-  let last = -Infinity;
-  return (err) => {
-    const now = Date.now();
-    if (now - last < everyMs) return;
-    last = now;
-    onError?.(err);
-  };
-}
-
 /** The URL with any password masked, for messages. */
 export function safeUrl(url: string): string {
   try {

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { parseConfigText } from '../config/load.ts';
 import type { Live, PolicyChange } from './live.ts';
 import { MemoryCounters } from './live-memory.ts';
-import { throttled } from './live-redis.ts';
+import { throttled } from './open-live.ts';
 import { openLive } from './open-live.ts';
 import { missing } from '../../test/harness/services.ts';
 import { until } from '../../test/harness/postern.ts';

@@ -2,7 +2,6 @@
 import type { Config } from '../config/schema.ts';
 import type { Live, LiveCounters, PolicyBus } from './live.ts';
 import { MemoryBus, MemoryCounters } from './live-memory.ts';
-import { RedisBus, RedisCounters, connectRedis, throttled } from './live-redis.ts';
 
 /**
  * Opens the live counters and policy bus. With Redis it connects before resolving and rejects, naming the URL, when
@@ -12,6 +11,8 @@ import { RedisBus, RedisCounters, connectRedis, throttled } from './live-redis.t
 export async function openLive(config: Config, opts: { onError?: (err: Error) => void } = {}): Promise<Live> {
   const report = throttled(opts.onError);
   if (config.matrix.live === 'memory') return live(new MemoryCounters(), new MemoryBus(report));
+  // Loaded only here: a single node never needs the Redis client, and it is tens of MB in every process.
+  const { RedisBus, RedisCounters, connectRedis } = await import('./live-redis.ts');
   const { redis_url: url, redis_prefix: prefix } = config.matrix;
   const cmd = await connectRedis(url, report);
   let sub;
@@ -38,5 +39,16 @@ function live(counters: LiveCounters, bus: PolicyBus): Live {
     counters,
     bus,
     close: () => (closing ??= bus.close().then(() => counters.close())),
+  };
+}
+
+/** Passes errors on at most once per `everyMs`: a Redis that is down fails every command and must not flood logs. */
+export function throttled(onError: ((err: Error) => void) | undefined, everyMs = 10_000): (err: Error) => void {
+  let last = -Infinity;
+  return (err) => {
+    const now = Date.now();
+    if (now - last < everyMs) return;
+    last = now;
+    onError?.(err);
   };
 }

@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type { DB } from './schema.ts';
 import { migrate } from './migrate.ts';
@@ -36,6 +35,8 @@ export interface OpenOptions {
 export async function openStore(opts: OpenOptions): Promise<StoreDb> {
   const url = opts.url;
   if (/^postgres(ql)?:\/\//.test(url)) {
+    // Loaded only for a PostgreSQL store: tens of MB a process and thread that SQLite installations never use.
+    const { default: pg } = await import('pg');
     const types = {
       getTypeParser(oid: number, format?: 'text' | 'binary') {
         // int8 and numeric come back as strings by default; our numbers fit in a double.

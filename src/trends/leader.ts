@@ -1,6 +1,5 @@
 // One analyzer leads: on PostgreSQL, the one that holds a session advisory lock (every node may run one; the others
 // wait as standbys and take over when the leader's connection ends). SQLite has one host, and one analyzer per store.
-import pg from 'pg';
 import type { Logger } from '../core/log.ts';
 
 // One lock per schema: two Postern installations may share a database, each in its own schema.
@@ -14,6 +13,7 @@ export interface Leadership {
 /** Resolves once this process leads; `signal` abandons the wait (resolving undefined). */
 export async function lead(url: string, password: string | undefined, log: Logger, signal?: AbortSignal): Promise<Leadership | undefined> {
   if (!/^postgres(ql)?:\/\//.test(url)) return { release: async () => undefined };
+  const { default: pg } = await import('pg');
   let said = false;
   while (!signal?.aborted) {
     const client = new pg.Client({ connectionString: url, password });
