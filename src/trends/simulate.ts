@@ -159,8 +159,12 @@ export async function simulateHarvest(
   return report;
 }
 
-/** A flood: `messages` messages from one address, one after another, as fast as the gateway answers. */
-export async function simulateFlood(t: SimTarget, o: { messages: number; attacker?: string }): Promise<FloodReport> {
+/**
+ * A flood: up to `messages` messages from one address, one after another, as fast as the gateway answers; with
+ * `afterThrottle`, it stops that many messages after the first deferral (a fast client would otherwise be done
+ * before a slow analyzer has read its first events).
+ */
+export async function simulateFlood(t: SimTarget, o: { messages: number; attacker?: string; afterThrottle?: number }): Promise<FloodReport> {
   const legit = legitTraffic(t);
   const r: FloodReport = { scenario: 'flood', sent: 0, accepted: 0, deferred: 0, refused: 0, accepted_before_throttle: 0, throttled_after_ms: null, sample_refusals: [], legit: r0() };
   const ip = o.attacker ?? `${t.attackerNet}.77`;
@@ -171,6 +175,7 @@ export async function simulateFlood(t: SimTarget, o: { messages: number; attacke
     await c.reply();
     await c.cmd('EHLO bulk.flood.example');
     for (let i = 0; i < o.messages; i++) {
+      if (o.afterThrottle !== undefined && r.throttled_after_ms !== null && r.deferred >= o.afterThrottle) break;
       if (c.closed) {
         c = await SimClient.connect(t.host, t.port, ip);
         await c.reply();
