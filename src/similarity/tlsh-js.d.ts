@@ -17,3 +17,27 @@ declare module 'tlsh/lib/digests/digest-hash-builder.js' {
   export default DigestHashBuilder;
   export type { Digest };
 }
+
+declare module 'tlsh/lib/buckets/pearson-hash.js' {
+  /** Pearson hash of a few octets with TLSH's permutation table. */
+  function calculatePearsonHash(data: number[]): number;
+  export default calculatePearsonHash;
+}
+
+declare module 'tlsh/lib/buckets/quartiles.js' {
+  class Quartiles {
+    constructor(buckets: number[]);
+  }
+  export default Quartiles;
+}
+
+declare module 'tlsh/lib/buckets/processed-buckets.js' {
+  import type Quartiles from 'tlsh/lib/buckets/quartiles.js';
+  /** The 256 bucket counts of a text with its checksum and length, turned into a digest. */
+  class ProcessedBuckets {
+    constructor(checksum: number[] | null, buckets: number[], length: number, quartiles: Quartiles);
+    isProcessedDataTooSimple(): boolean;
+    buildDigest(): { toString(): string };
+  }
+  export default ProcessedBuckets;
+}
