@@ -39,11 +39,14 @@ class TokenSet {
 }
 
 /** Words of free text: lower-cased, NFKC-normalised, 3–12 characters; longer ones as a length class (Graham, SpamBayes). */
+const ASCII = /^[\x00-\x7f]*$/;
+
 function addWords(out: TokenSet, text: string, prefix = ''): void {
   const s = text.length > TOKEN_LIMITS.maxTextChars ? text.slice(0, TOKEN_LIMITS.maxTextChars) : text;
   let norm: string;
   try {
-    norm = s.normalize('NFKC').toLowerCase();
+    // NFKC leaves ASCII as it is, and most mail text is ASCII: the check is far cheaper than the normalisation.
+    norm = (ASCII.test(s) ? s : s.normalize('NFKC')).toLowerCase();
   } catch {
     norm = s.toLowerCase();
   }
