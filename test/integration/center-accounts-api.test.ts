@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestPostern, type TestPostern } from '../harness/postern.ts';
 import { createAccount } from '../../src/center/auth/accounts.ts';
+import { webRequest, type Res, type WebInit, type Who } from '../harness/web.ts';
 
 const API_TOKEN = 'center-accounts-api-config-token-0123456789';
 const PW = { root: 'root password for accounts', audrey: 'audrey password 2', ulla: 'ulla password 33', ops: 'ops password 444' };
@@ -12,28 +13,10 @@ const PW = { root: 'root password for accounts', audrey: 'audrey password 2', ul
 let p: TestPostern;
 
 /** A response whose JSON body the assertions read freely. */
-type Res = Omit<Response, 'json'> & { json(): Promise<any> };
-
-interface Who {
-  cookie?: string;
-  csrf?: string;
-  token?: string;
-}
 
 const admin: Who = { token: API_TOKEN };
 
-function web(pathname: string, who: Who = {}, init: RequestInit & { json?: unknown; withCsrf?: boolean } = {}): Promise<Res> {
-  const headers = new Headers(init.headers);
-  if (who.cookie) headers.set('cookie', who.cookie);
-  if (who.token) headers.set('authorization', `Bearer ${who.token}`);
-  if (who.csrf && init.withCsrf !== false) headers.set('x-csrf-token', who.csrf);
-  let body = init.body;
-  if (init.json !== undefined) {
-    headers.set('content-type', 'application/json');
-    body = JSON.stringify(init.json);
-  }
-  return fetch(`${p.webUrl}${pathname}`, { redirect: 'manual', ...init, headers, body }) as Promise<Res>;
-}
+const web = (pathname: string, who: Who = {}, init: WebInit = {}): Promise<Res> => webRequest(p.webUrl, pathname, who, init);
 
 async function call(method: string, pathname: string, who: Who, json?: unknown): Promise<{ status: number; body: any }> {
   const r = await web(pathname, who, { method, json });

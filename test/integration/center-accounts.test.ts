@@ -10,6 +10,7 @@ import { inProcess } from '../harness/cli.ts';
 import { missing } from '../harness/services.ts';
 import { startSink, type Sink } from '../harness/sink.ts';
 import { createAccount } from '../../src/center/auth/accounts.ts';
+import { webRequest, type Res, type WebInit, type Who } from '../harness/web.ts';
 
 const API_TOKEN = 'center-accounts-config-token-0123456789';
 const PW = { root: 'admin password 1', audrey: 'auditor password 2', ann: 'ann password 3', bob: 'bob password 4' };
@@ -79,26 +80,8 @@ afterAll(async () => {
 });
 
 /** A response whose JSON body the assertions read freely. */
-type Res = Omit<Response, 'json'> & { json(): Promise<any> };
 
-interface Who {
-  cookie?: string;
-  csrf?: string;
-  token?: string;
-}
-
-function web(pathname: string, who: Who = {}, init: RequestInit & { json?: unknown; withCsrf?: boolean } = {}): Promise<Res> {
-  const headers = new Headers(init.headers);
-  if (who.cookie) headers.set('cookie', who.cookie);
-  if (who.token) headers.set('authorization', `Bearer ${who.token}`);
-  if (who.csrf && init.withCsrf !== false) headers.set('x-csrf-token', who.csrf);
-  let body = init.body;
-  if (init.json !== undefined) {
-    headers.set('content-type', 'application/json');
-    body = JSON.stringify(init.json);
-  }
-  return fetch(`${p.webUrl}${pathname}`, { redirect: 'manual', ...init, headers, body }) as Promise<Res>;
-}
+const web = (pathname: string, who: Who = {}, init: WebInit = {}): Promise<Res> => webRequest(p.webUrl, pathname, who, init);
 
 const sessionCookie = (r: Response) => r.headers.getSetCookie().find((c) => c.startsWith('postern_session='));
 
