@@ -162,3 +162,20 @@ export function Events({ events, empty = 'None.' }: { events: { id?: number; ts:
 
 /** Event data without the similarity fingerprint: numbers for machines, shown on the cluster pages' terms. */
 const omit = ({ fp: _fp, ...rest }: Record<string, unknown>) => rest;
+
+/** A message's subject (linked to its story), its worst action over its recipients and its score, as table cells. */
+export function MessageCells({ m }: { m: { id: string; subject: string | null; score: number; recipients: { action: string }[] } }) {
+  return (
+    <>
+      <td>
+        <a href={`/ui/messages/${encodeURIComponent(m.id)}`}>{m.subject ?? '(no subject)'}</a>
+      </td>
+      <td>
+        <Badge text={worst(m.recipients.map((r) => r.action))} />
+      </td>
+      <td class="num">
+        <Score n={m.score} />
+      </td>
+    </>
+  );
+}

@@ -1,7 +1,7 @@
 // Messages: a search form (kept in the address, so a search can be linked), the matching messages newest first,
 // and more pages by cursor.
 import { get, qs } from '../api.ts';
-import { Badge, Score, Time, worst } from '../components.tsx';
+import { MessageCells, Time } from '../components.tsx';
 import { CursorItems, useCursorList, useQueryForm } from '../list.tsx';
 import type { MessageItem, Page } from '../types.ts';
 
@@ -62,15 +62,7 @@ export function Messages() {
                       </div>
                     ))}
                   </td>
-                  <td>
-                    <a href={`/ui/messages/${encodeURIComponent(m.id)}`}>{m.subject ?? '(no subject)'}</a>
-                  </td>
-                  <td>
-                    <Badge text={worst(m.recipients.map((r) => r.action))} />
-                  </td>
-                  <td class="num">
-                    <Score n={m.score} />
-                  </td>
+                  <MessageCells m={m} />
                   <td>{m.client_ip ?? '—'}</td>
                 </tr>
               ))}

@@ -2,7 +2,7 @@
 // domains, active policies, current outbreaks, recent failed sign-ins and the queue's health.
 import { get, getText, qs } from '../api.ts';
 import { Chart, type Series } from '../chart.tsx';
-import { ACTION_ORDER, Badge, Empty, Score, Section, Show, Time, Val, useLoad, worst } from '../components.tsx';
+import { ACTION_ORDER, Badge, Empty, MessageCells, Score, Section, Show, Time, Val, useLoad, worst } from '../components.tsx';
 import { ShowList } from '../list.tsx';
 import { useLiveTick } from '../live.ts';
 import type { Alert, EventRow, MessageItem, Page, PolicyRow, ClusterSummary, SourceItem } from '../types.ts';
@@ -117,15 +117,7 @@ function Latest({ tick }: { tick: number }) {
                     <Time ms={m.received_at} />
                   </td>
                   <td class="addr">{m.mail_from || '<>'}</td>
-                  <td>
-                    <a href={`/ui/messages/${encodeURIComponent(m.id)}`}>{m.subject ?? '(no subject)'}</a>
-                  </td>
-                  <td>
-                    <Badge text={worst(m.recipients.map((r) => r.action))} />
-                  </td>
-                  <td class="num">
-                    <Score n={m.score} />
-                  </td>
+                  <MessageCells m={m} />
                 </tr>
               ))}
             </tbody>
