@@ -568,9 +568,9 @@ describe.skipIf(await missing('chromium'))('the monitoring center in Chromium', 
     await rows.first().waitFor();
     expect(new Set(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-type'))))).toEqual(new Set(['message.accepted']));
     const before = await rows.count();
-    // Following: a message sent now appears at the top without a reload.
+    // Following: once the stream is open, a message sent now appears at the top without a reload.
     await page.locator('form.search input[name="follow"]').check();
-    await page.getByRole('status').getByText(/no new event yet/).waitFor();
+    await page.getByRole('status').getByText(/^Following: no new event yet/).waitFor();
     const id = await send(p.port, 'ann.lee@partner.example', [ALICE], clean('Followed live', ALICE));
     await page.getByRole('status').getByText(/^Following: 1 new event since/).waitFor({ timeout: 15_000 });
     expect(await rows.count()).toBe(before + 1);

@@ -62,11 +62,14 @@ export function EventsPage({ query }: { query: URLSearchParams }) {
   const [cursor, setCursor] = useState<string | null>(null);
   const [follow, setFollow] = useState(false);
   const [fresh, setFresh] = useState<EventRow[]>([]);
+  // The stream is open: from then on nothing that happens is missed (until then the page says it is connecting).
+  const [open, setOpen] = useState(false);
   const key = JSON.stringify(applied);
   const st = useLoad(() => get<Page<EventRow>>(`/api/v1/events${qs({ ...applied, limit: 100, cursor })}`), [key, cursor]);
 
   useEffect(() => {
     setFresh([]);
+    setOpen(false);
     if (!follow || typeof EventSource !== 'function') return;
     const types = applied.type.split(',').map((t) => t.trim()).filter(Boolean).join(',');
     const es = new EventSource(`/api/v1/stream${qs({ types: types || undefined })}`);
@@ -80,6 +83,7 @@ export function EventsPage({ query }: { query: URLSearchParams }) {
       }
       if (passes(e, applied)) setFresh((xs) => [e, ...xs].slice(0, FOLLOW_MAX));
     };
+    es.onopen = () => setOpen(true);
     return () => es.close();
   }, [follow, key]);
 
@@ -110,7 +114,9 @@ export function EventsPage({ query }: { query: URLSearchParams }) {
       </form>
       {follow && (
         <p class="note" role="status">
-          Following: {fresh.length ? `${fresh.length} new event${fresh.length === 1 ? '' : 's'} since` : 'no new event yet'} (at most {FOLLOW_MAX} kept).
+          {open
+            ? `Following: ${fresh.length ? `${fresh.length} new event${fresh.length === 1 ? '' : 's'} since` : 'no new event yet'} (at most ${FOLLOW_MAX} kept).`
+            : 'Connecting to the event stream…'}
         </p>
       )}
       <Show state={st} what="events">
