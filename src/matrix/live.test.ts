@@ -245,6 +245,22 @@ describe.skipIf(await missing('redis'))('live on Redis', () => {
     expect(gotB).toEqual(want);
   });
 
+  it('carries every kind of change between nodes: policies, similarity rows, audited users, detector settings', async () => {
+    const [a, b] = [await open(), await open()];
+    const got: PolicyChange[] = [];
+    b.bus.subscribe((c) => got.push(c));
+    const sent: PolicyChange[] = [
+      { op: 'set', id: 'p' },
+      { op: 'removed', id: 'p' },
+      { op: 'similarity', id: '3' },
+      { op: 'audit', id: 'ann@example.com' },
+      { op: 'settings', id: 'harvest' },
+    ];
+    for (const c of sent) await a.bus.publish(c);
+    await until(() => got.length >= sent.length, 5000, 'every change on the other node');
+    expect(got).toEqual(sent);
+  });
+
   it('keys carry the prefix and expire with their window', async () => {
     const l = await open();
     const k = freshKey();
