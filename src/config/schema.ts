@@ -402,20 +402,28 @@ const outbound = z.strictObject({
   ),
 });
 
+/**
+ * The mailbox server behind one of the monitor's proxies: the same keys for every protocol, each described for its
+ * protocol (how TLS is started, how the client's address is passed on, what a client is told on a timeout).
+ */
+function upstreamSchema(o: { host: string; port: number; tls: string; forward: string; timeout: string }) {
+  return z.strictObject({
+    host: d(z.string().min(1).default('127.0.0.1'), o.host),
+    port: d(z.number().int().min(1).max(65_535).default(o.port), 'Its port.'),
+    tls: d(z.enum(['none', 'starttls', 'implicit']).default('none'), o.tls),
+    tls_verify: d(z.boolean().default(false), 'Check the server\'s certificate.'),
+    forward_client_ip: d(z.boolean().default(true), o.forward),
+    timeout_s: d(z.number().int().min(1).default(30), o.timeout),
+  });
+}
+
 // The monitor proxy in front of the organisation's mailbox server (monitor/): one section per protocol.
-const imapUpstream = z.strictObject({
-  host: d(z.string().min(1).default('127.0.0.1'), 'The IMAP server Postern logs users in to (Dovecot, or any IMAP4rev1 server advertising LITERAL+).'),
-  port: d(z.number().int().min(1).max(65_535).default(143), 'Its port.'),
-  tls: d(
-    z.enum(['none', 'starttls', 'implicit']).default('none'),
-    '"none" for a server on the same host or a private network, "starttls" upgrades before login (a server that greets with PREAUTH or refuses STARTTLS is not used), "implicit" is TLS from the first byte (port 993).',
-  ),
-  tls_verify: d(z.boolean().default(false), 'Check the server\'s certificate.'),
-  forward_client_ip: d(
-    z.boolean().default(true),
-    'Tell the server each client\'s address, port and Postern\'s session id with ID x-originating-ip, x-originating-port, x-connected-ip and x-session-ext-id before LOGIN. Dovecot believes them only from login_trusted_networks; clients\' own x-* fields are always removed.',
-  ),
-  timeout_s: d(z.number().int().min(1).default(30), 'Seconds to wait for the server to connect, greet and answer LOGIN; then the client gets NO [UNAVAILABLE].'),
+const imapUpstream = upstreamSchema({
+  host: 'The IMAP server Postern logs users in to (Dovecot, or any IMAP4rev1 server advertising LITERAL+).',
+  port: 143,
+  tls: '"none" for a server on the same host or a private network, "starttls" upgrades before login (a server that greets with PREAUTH or refuses STARTTLS is not used), "implicit" is TLS from the first byte (port 993).',
+  forward: 'Tell the server each client\'s address, port and Postern\'s session id with ID x-originating-ip, x-originating-port, x-connected-ip and x-session-ext-id before LOGIN. Dovecot believes them only from login_trusted_networks; clients\' own x-* fields are always removed.',
+  timeout: 'Seconds to wait for the server to connect, greet and answer LOGIN; then the client gets NO [UNAVAILABLE].',
 });
 
 const monitorImap = z.strictObject({
@@ -455,19 +463,12 @@ const monitorImap = z.strictObject({
   ),
 });
 
-const pop3Upstream = z.strictObject({
-  host: d(z.string().min(1).default('127.0.0.1'), 'The POP3 server Postern logs users in to (Dovecot, or any POP3 server that takes AUTH PLAIN).'),
-  port: d(z.number().int().min(1).max(65_535).default(110), 'Its port.'),
-  tls: d(
-    z.enum(['none', 'starttls', 'implicit']).default('none'),
-    '"none" for a server on the same host or a private network, "starttls" sends STLS before login (a server that refuses it is not used), "implicit" is TLS from the first byte (port 995).',
-  ),
-  tls_verify: d(z.boolean().default(false), 'Check the server\'s certificate.'),
-  forward_client_ip: d(
-    z.boolean().default(true),
-    'Tell the server each client\'s address, port and Postern\'s session id with XCLIENT before login, when the server offers it in its greeting (Dovecot does so to login_trusted_networks); a client\'s own XCLIENT is always refused.',
-  ),
-  timeout_s: d(z.number().int().min(1).default(30), 'Seconds to wait for the server to connect, greet and answer the login; then the client gets -ERR [SYS/TEMP].'),
+const pop3Upstream = upstreamSchema({
+  host: 'The POP3 server Postern logs users in to (Dovecot, or any POP3 server that takes AUTH PLAIN).',
+  port: 110,
+  tls: '"none" for a server on the same host or a private network, "starttls" sends STLS before login (a server that refuses it is not used), "implicit" is TLS from the first byte (port 995).',
+  forward: 'Tell the server each client\'s address, port and Postern\'s session id with XCLIENT before login, when the server offers it in its greeting (Dovecot does so to login_trusted_networks); a client\'s own XCLIENT is always refused.',
+  timeout: 'Seconds to wait for the server to connect, greet and answer the login; then the client gets -ERR [SYS/TEMP].',
 });
 
 const monitorPop3 = z.strictObject({
@@ -496,19 +497,12 @@ const monitorPop3 = z.strictObject({
   idle_timeout_s: d(z.number().int().min(60).default(600), 'Seconds a logged-in client may stay silent (RFC 1939: at least 10 minutes).'),
 });
 
-const submissionUpstream = z.strictObject({
-  host: d(z.string().min(1).default('127.0.0.1'), 'The submission server Postern logs users in to (Dovecot\'s submission service, or Postfix\'s 587, with AUTH PLAIN).'),
-  port: d(z.number().int().min(1).max(65_535).default(587), 'Its port.'),
-  tls: d(
-    z.enum(['none', 'starttls', 'implicit']).default('none'),
-    '"none" for a server on the same host or a private network, "starttls" sends STARTTLS before login (a server that refuses it is not used), "implicit" is TLS from the first byte (port 465).',
-  ),
-  tls_verify: d(z.boolean().default(false), 'Check the server\'s certificate.'),
-  forward_client_ip: d(
-    z.boolean().default(true),
-    'Tell the server each client\'s address, port and Postern\'s session id with XCLIENT before login, when the server offers it in its EHLO reply (Dovecot does so to login_trusted_networks, Postfix to smtpd_authorized_xclient_hosts); a client\'s own XCLIENT is always refused.',
-  ),
-  timeout_s: d(z.number().int().min(1).default(30), 'Seconds to wait for the server to connect, greet and answer the login; then the client gets 454 4.7.0.'),
+const submissionUpstream = upstreamSchema({
+  host: 'The submission server Postern logs users in to (Dovecot\'s submission service, or Postfix\'s 587, with AUTH PLAIN).',
+  port: 587,
+  tls: '"none" for a server on the same host or a private network, "starttls" sends STARTTLS before login (a server that refuses it is not used), "implicit" is TLS from the first byte (port 465).',
+  forward: 'Tell the server each client\'s address, port and Postern\'s session id with XCLIENT before login, when the server offers it in its EHLO reply (Dovecot does so to login_trusted_networks, Postfix to smtpd_authorized_xclient_hosts); a client\'s own XCLIENT is always refused.',
+  timeout: 'Seconds to wait for the server to connect, greet and answer the login; then the client gets 454 4.7.0.',
 });
 
 const monitorSubmission = z.strictObject({
