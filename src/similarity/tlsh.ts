@@ -1,7 +1,6 @@
 // TLSH (Trend Micro's locality-sensitive hash) of a normalised text, and the distance of two digests: the
 // confirmation of a MinHash match that is not clear-cut. The `tlsh` package parses and compares digests and builds
 // them from bucket counts; the counting pass over the octets is written here (bucketsOf).
-import tlshHash from 'tlsh';
 import pearson from 'tlsh/lib/buckets/pearson-hash.js';
 import Quartiles from 'tlsh/lib/buckets/quartiles.js';
 import ProcessedBuckets from 'tlsh/lib/buckets/processed-buckets.js';
@@ -28,16 +27,6 @@ export function tlshOf(text: string): string | undefined {
   // Too plain (a repeated line): no meaningful digest.
   if (processed.isProcessedDataTooSimple()) return undefined;
   return processed.buildDigest().toString();
-}
-
-/** The package's digest of the same octets, the slow way: what bucketsOf is checked against. */
-export function tlshOfPackage(data: Buffer): string | undefined {
-  try {
-    // The package reads code units as octets: the latin1 form of the octets is exactly those octets.
-    return tlshHash(data.toString('latin1'));
-  } catch {
-    return undefined;
-  }
 }
 
 /** TLSH's Pearson permutation, read from the package one entry at a time (H([x]) is the table's entry x). */
