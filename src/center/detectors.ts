@@ -74,7 +74,9 @@ export async function detectorsView(
     .execute();
   const counts = new Map(rows.map((r) => [r.source, Number(r.n)]));
   const keys = effectiveSettings(config).sections.flatMap((s) => s.keys);
-  const fileValues = new Map(effectiveSettings(base).sections.flatMap((s) => s.keys.map((k) => [k.key, k.value])));
+  // Without changes made at run time the effective config is the file's: no second walk of the schema.
+  const fileKeys = base === config ? keys : effectiveSettings(base).sections.flatMap((s) => s.keys);
+  const fileValues = new Map(fileKeys.map((k) => [k.key, k.value]));
   const set = new Map(overrides.map((o) => [o.key, { set_by: o.set_by, set_at: o.set_at }]));
   const found = keys.flatMap((k) => {
     const m = /^trends\.([a-z_]+)\.enabled$/.exec(k.key);
