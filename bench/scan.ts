@@ -3,7 +3,7 @@
 // message, peak RSS. In the same run, when Debian's rspamd is installed, the same messages go to an rspamd normal
 // worker over HTTP and its CPU per message is measured the same way, for the ratio.
 //
-//   npm run bench:scan -- [--limit N] [--no-peer] [--rounds 2]
+//   npm run bench:scan -- [--limit N] [--no-peer] [--rounds 2] [--cpu-prof FILE]
 //
 // Both sides run with no network: DNS goes to a local responder that answers every name with NXDOMAIN at once, so
 // a check that asks DNS costs its CPU, not a timeout. The responder runs in a child process, so that its own CPU is
@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import inspector from 'node:inspector';
 import { parseArgs } from 'node:util';
 import { startFixtureDns } from '../test/harness/dns.ts';
 import { parseConfigText } from '../src/config/load.ts';
@@ -31,6 +32,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     'no-peer': { type: 'boolean' },
     concurrency: { type: 'string', default: '16' },
+    // A V8 CPU profile of the timed scan only (not training or warm-up), written to this file.
+    'cpu-prof': { type: 'string' },
     // Internal: run only the NXDOMAIN responder, print its port, and live until stdin closes.
     'dns-child': { type: 'boolean' },
   },
@@ -71,6 +74,24 @@ async function dnsChild(): Promise<void> {
   process.stdin.once('end', () => process.exit(0));
 }
 
+/** Starts the in-process V8 profiler; stop() returns the profile (the format --cpu-prof writes). */
+async function startProfile(): Promise<{ stop(): Promise<object> }> {
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<any>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  await post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = await post('Profiler.stop');
+      session.disconnect();
+      return profile;
+    },
+  };
+}
+
 function peakRssMb(): number {
   const m = /VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) / 1024 : process.memoryUsage().rss / 1048576;
@@ -90,6 +111,7 @@ async function scanPostern(msgs: Msg[], dnsPort: number): Promise<{ cpuMs: numbe
     const lat: number[] = [];
     let bytes = 0;
     let spam = 0;
+    const profiler = values['cpu-prof'] ? await startProfile() : undefined;
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     for (let r = 0; r < ROUNDS; r++) {
@@ -103,6 +125,7 @@ async function scanPostern(msgs: Msg[], dnsPort: number): Promise<{ cpuMs: numbe
     }
     const wallMs = performance.now() - t0;
     const c = process.cpuUsage(c0);
+    if (profiler) fs.writeFileSync(values['cpu-prof']!, JSON.stringify(await profiler.stop()));
     return { cpuMs: (c.user + c.system) / 1000, wallMs, lat: lat.sort((a, b) => a - b), bytes, spam };
   } finally {
     await store.close();

@@ -12,6 +12,7 @@ import type { Check } from './analysis/check.ts';
 import { checkOptions } from './analysis/registry-options.ts';
 import { ScoreTable } from './analysis/scoring.ts';
 import { Runner } from './analysis/runner.ts';
+import { AnalysisThreads } from './analysis/threads.ts';
 import { BayesService } from './analysis/bayes/store.ts';
 import { PolicyTable } from './policy/live.ts';
 import { Gateway, splitListen } from './gateway/server.ts';
@@ -57,6 +58,8 @@ export interface Postern {
   store: StoreDb;
   sink: EventSink;
   gateway: Gateway | null;
+  /** The analysis threads of this gateway (analysis.threads), or null when it analyses on its event loop. */
+  analysisThreads: AnalysisThreads | null;
   relay: Relay | null;
   /** Commits index rows for this process's gateway, and for the workers' when this is a cluster primary. */
   rows: RowSink;
@@ -303,6 +306,8 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const known = new KnownLogins(store.db, { retentionMs: kl.retention_days * 86_400_000, sameNetwork: kl.same_network });
   // The HTTP server runs beside the relay: one per installation, not one per gateway worker.
   let web: WebServer | null = null;
+  // Made with the gateway below; the metrics read their figures.
+  let threads: AnalysisThreads | null = null;
   if (roles.relay && config.web.enabled) {
     web = await startWeb({ config, quarantine, signer, db: store.db, emit, log: log.child({ component: 'web' }), listen: opts.webListen, policies, known,
       sink,
@@ -311,6 +316,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       configFile: loaded.file,
       dataDir,
       analyzer: analyzer ?? undefined,
+      analysisThreads: () => threads?.stats() ?? null,
       announce: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, 'policy change not announced; nodes read it within a second')),
     });
     log.info({ web: `${web.host}:${web.port}`, url: web.url }, 'web server started');
@@ -381,9 +387,17 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const parts = { store, sink, relay, rows, spool, maildir, log, dataDir, live, analyzer, policies, quarantine, signer, web: webInfo, digests, outbound: outboundAddr, correspondents, retro, clusters: watch ?? null };
   if (!roles.gateway) {
     log.info({ data_dir: dataDir, store: store.dialect, role: 'relay' }, 'postern relay started');
-    return { ...parts, smtp: { host: '', port: 0 }, gateway: null, monitor: { imap: null, pop3: null, submission: null }, close: stopAll };
+    return { ...parts, smtp: { host: '', port: 0 }, gateway: null, analysisThreads: null, monitor: { imap: null, pop3: null, submission: null }, close: stopAll };
   }
   const onAccepted = opts.onAccepted ?? ((id: string, handoff: Handoff) => relay?.submit(id, handoff));
+  // The analysis after DATA in worker threads; on the event loop when analysis.threads is 0 or the checks are a
+  // program's own (a thread loads the built-in registry).
+  threads =
+    config.analysis.threads > 0 && !opts.checks
+      ? new AnalysisThreads({ count: config.analysis.threads, config, dataDir, password: resolveSecret(config.store.password), log: analysisLog, emit })
+      : null;
+  const analysing = threads;
+  if (analysing) correspondents.onLearn((sender, external, messageId, now) => analysing.learned(sender, external, messageId, now));
   const gateway = new Gateway({
     watch,
     live: () => settings.config,
@@ -391,6 +405,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     log: log.child({ component: 'gateway' }),
     emit,
     runner,
+    ...(analysing && { analyse: analysing.analyse }),
     scores,
     policies,
     acceptor,
@@ -409,7 +424,10 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     onAccepted,
   });
   const want = opts.listen ?? splitListen(config.gateway.listen);
-  const addr = await gateway.listen(want.host, want.port);
+  const addr = await gateway.listen(want.host, want.port).catch(async (err: unknown) => {
+    await analysing?.stop();
+    throw err;
+  });
   log.info({ smtp: `${addr.address}:${addr.port}`, data_dir: dataDir, store: store.dialect, downstream: config.relay.downstream?.host ?? 'maildir' }, 'postern started');
   // The mailbox protocols' proxies in front of the mail server (monitor/), each when enabled.
   const mlog = log.child({ component: 'monitor' });
@@ -436,6 +454,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     ...parts,
     smtp: { host: addr.address, port: addr.port },
     gateway,
+    analysisThreads: analysing,
     monitor: { imap: imapAddr, pop3: pop3Addr, submission: submissionAddr },
     async close() {
       if (closed) return;
@@ -444,6 +463,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       await pop3?.close();
       await submission?.close();
       await gateway.close();
+      await analysing?.stop();
       await stopAll();
     },
   };

@@ -9,6 +9,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { resolveSecret } from '../config/load.ts';
 import type { PosternEvent } from '../core/events.ts';
+import type { AnalysisThreadStats } from '../analysis/threads.ts';
 import type { WebDeps } from './server.ts';
 import { WebError } from './web-error.ts';
 import { bearer } from './auth/guard.ts';
@@ -40,7 +41,7 @@ function cached<T>(fn: () => Promise<T>): () => Promise<T> {
 }
 
 /** The registry and its metrics; `observe` takes each event of the stream. Exported for tests. */
-export function postern(deps: Pick<WebDeps, 'db' | 'sink' | 'analyzer'>) {
+export function postern(deps: Pick<WebDeps, 'db' | 'sink' | 'analyzer' | 'analysisThreads'>) {
   const { db } = deps;
   const register = new Registry();
   const registers = [register];
@@ -169,6 +170,21 @@ export function postern(deps: Pick<WebDeps, 'db' | 'sink' | 'analyzer'>) {
       this.set(deps.sink?.dropped ?? 0);
     },
   });
+  // The analysis threads (analysis.threads): absent from the output when this process analyses on its event loop.
+  const threadFigure = (name: string, help: string, pick: (s: AnalysisThreadStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        const s = deps.analysisThreads?.();
+        if (s) this.set(pick(s));
+      },
+    });
+  threadFigure('postern_analysis_threads_running', 'Analysis threads running now (of analysis.threads).', (s) => s.running);
+  threadFigure('postern_analysis_pending', 'Messages waiting for or in analysis in the analysis threads.', (s) => s.pending);
+  threadFigure('postern_analysis_thread_restarts', 'Analysis threads replaced since start (one died, or overran with a message).', (s) => s.restarts);
+  threadFigure('postern_analysis_failed', 'Messages whose analysis failed in a thread since start (answered 451).', (s) => s.failed);
   function observe(e: PosternEvent): void {
     const d = e.data as Record<string, any>;
     switch (e.type) {

@@ -24,6 +24,7 @@ import { policiesApi } from './api-policies.ts';
 import { eventsApi } from './api-events.ts';
 import { openApiRoute } from './openapi.ts';
 import { metricsRoute } from './metrics.ts';
+import type { AnalysisThreadStats } from '../analysis/threads.ts';
 import type { EventSink } from '../matrix/sink.ts';
 import type { PolicyChange } from '../matrix/live.ts';
 import type { AnalyzerStats } from '../trends/analyzer.ts';
@@ -60,6 +61,8 @@ export interface WebDeps {
   sink?: EventSink;
   /** The trend analyzer, for its lag in the metrics. */
   analyzer?: { stats(): Promise<AnalyzerStats> };
+  /** The gateway's analysis threads in this process, if any, for their figures in the metrics. */
+  analysisThreads?: () => AnalysisThreadStats | null;
   /** Tells every gateway a policy changed (the policy bus); they re-read the table every second in any case. */
   announce?: (change: PolicyChange) => void;
   /** Who is audited in this process (monitor/audit/users.ts): the audit users API reads and reloads it. */

@@ -178,6 +178,10 @@ const analysis = z.strictObject({
   ),
   subject_prefix: d(z.string().default(''), 'Prefix added to the Subject of tagged mail, e.g. "[SPAM]".'),
   check_timeout_ms: d(z.number().int().min(1).default(2_000), 'Time budget of one check.'),
+  threads: d(
+    z.number().int().min(0).max(16).default(1),
+    'Worker threads that analyse each message after DATA (parse, checks, similarity fingerprint), so that the analysis does not hold up the SMTP sessions, spool writes and relay of the event loop. 0 analyses on the event loop. A thread costs about 60 MB of memory.',
+  ),
   checks: z.record(z.string(), z.record(z.string(), z.unknown())).default({}).meta({
     description: 'Options of each check under analysis.checks.<name> (see docs/config.md).',
   }),

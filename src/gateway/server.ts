@@ -8,6 +8,7 @@ import type { Emit } from '../core/events.ts';
 import { REPLY, SmtpReplyError, type SmtpReply } from '../core/reply.ts';
 import { addressProblem, domainOf, normalizeAddress } from '../core/address.ts';
 import type { Runner } from '../analysis/runner.ts';
+import { analyseMessage, type Analyse } from '../analysis/analyse.ts';
 import type { ScoreTable } from '../analysis/scoring.ts';
 import type { SessionFacts, SymbolHit } from '../analysis/check.ts';
 import type { LivePolicy, PolicyTable } from '../policy/live.ts';
@@ -56,6 +57,8 @@ export interface GatewayDeps {
   log: Logger;
   emit: Emit;
   runner: Runner;
+  /** The analysis after DATA; on this event loop with `runner` when absent. */
+  analyse?: Analyse;
   scores: ScoreTable;
   policies: PolicyTable;
   acceptor: Acceptor;
@@ -145,18 +148,19 @@ export class Gateway {
       conn.on('connect', (d: unknown) => server._onClientConnect(d));
       conn.init();
     };
+    const limits = parseLimitsOf(config.analysis.parse);
     this.dataDeps = {
       config,
       log,
       emit: deps.emit,
       runner: deps.runner,
+      analyse: deps.analyse ?? ((req) => analyseMessage(deps.runner, limits, req)),
       scores: deps.scores,
       policies: deps.policies,
       acceptor: deps.acceptor,
       sources: this.sources,
       state: (s) => this.state(s),
       onAccepted: deps.onAccepted,
-      parseLimits: parseLimitsOf(config.analysis.parse),
       ...(deps.watch && { watch: deps.watch }),
     };
   }

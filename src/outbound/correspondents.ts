@@ -137,6 +137,7 @@ export class CorrespondentBook implements CorrespondentLookup {
   private steadyReadAt = -Infinity;
   private timer: NodeJS.Timeout | undefined;
   private loading: Promise<void> | undefined;
+  private readonly learners: ((sender: string, external: readonly string[], messageId: string, now: number) => void)[] = [];
 
   constructor(
     private readonly db: Kysely<DB> | null,
@@ -177,6 +178,12 @@ export class CorrespondentBook implements CorrespondentLookup {
   learn(sender: string, external: readonly string[], messageId: string, now: number): void {
     for (const ext of external) this.addPair(sender, ext, 1, now, now, true);
     if (messageId) this.sentIds.set(messageId, { sender, recipients: external, sentAt: now });
+    for (const fn of this.learners) fn(sender, external, messageId, now);
+  }
+
+  /** Told of everything this book is taught by learn() (the analysis threads keep copies of it). */
+  onLearn(fn: (sender: string, external: readonly string[], messageId: string, now: number) => void): void {
+    this.learners.push(fn);
   }
 
   /** Fills the book from rows given, not from the store (the offline scan, the fixture cases). */

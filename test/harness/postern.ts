@@ -83,7 +83,11 @@ export async function startTestPostern(toml = '', opts: { dir?: string; store?: 
   const noAuth = /\[analysis\.checks\.auth\]/.test(toml) ? '' : '[analysis.checks.auth]\nenabled = false\n';
   // The trend analyzer (a worker thread) runs only in the tests about it.
   const noTrends = /^\[trends[\].]/m.test(toml) ? '' : '[trends]\nenabled = false\n';
-  const text = `data_dir = ${JSON.stringify(dir)}\n${toml}\n${hasGreet ? '' : '[gateway.greet_pause]\nunknown_ms = 0\n'}${noAuth}${noTrends}${storeLine}`;
+  // The analysis threads likewise run only in the tests that set analysis.threads; the others analyse on the event
+  // loop, with the same function (analysis/analyse.ts), and save a thread's start-up each.
+  let body = toml;
+  if (!/^\s*threads\s*=/m.test(toml)) body = /^\[analysis\]\s*$/m.test(toml) ? toml.replace(/^\[analysis\]\s*$/m, '[analysis]\nthreads = 0') : `${toml}\n[analysis]\nthreads = 0\n`;
+  const text = `data_dir = ${JSON.stringify(dir)}\n${body}\n${hasGreet ? '' : '[gateway.greet_pause]\nunknown_ms = 0\n'}${noAuth}${noTrends}${storeLine}`;
   const config = parseConfigText(text, 'test.toml');
   const app = await startPostern(
     { config, file: path.join(dir, 'postern.toml'), dataDir: dir },
@@ -92,6 +96,7 @@ export async function startTestPostern(toml = '', opts: { dir?: string; store?: 
   // The analyzer (when on) has loaded and caught up before the test begins: a test that starts an attack at once
   // must not race the thread's start-up on a loaded machine. Bounded, since a standby (another node leads) never drains.
   if (app.analyzer) await Promise.race([app.analyzer.drain(), new Promise((r) => setTimeout(r, 20_000).unref())]);
+  await app.analysisThreads?.started();
   return {
     app,
     port: app.smtp.port,

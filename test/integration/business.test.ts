@@ -36,6 +36,8 @@ async function setup(business = ''): Promise<Setup> {
       `[relay]\nretry_schedule_s = [3600]\n[relay.downstream]\nhost = "127.0.0.1"\nport = ${sink.port}\nprotocol = "smtp"\ntls = "none"\n` +
       `[relay.smarthost]\nhost = "127.0.0.1"\nport = ${smarthost.port}\n` +
       `[outbound]\nenabled = true\nnetworks = ["127.0.0.1/32"]\n` +
+      // In an analysis thread: what the outbound listener learns must reach the thread's copy of the correspondents.
+      `[analysis]\nthreads = 1\n` +
       `[analysis.checks.auth]\ndns_servers = ["${dns.address}"]\ntimeout_ms = 1000\n${business}`,
   );
   cleanup.push(() => p.close());

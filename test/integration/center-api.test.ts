@@ -60,6 +60,8 @@ api_token = { env = "POSTERN_TEST_CENTER_TOKEN" }
 [web.metrics]
 allow = ["10.0.0.0/8", "fd00::/8"]
 token = "${METRICS_TOKEN}"
+[analysis]
+threads = 1
 `);
   for (const s of ['Quarterly report', 'Lunch on Friday', 'Quarterly numbers']) ids.push(await send('alice@example.org', 'bob@example.com', s));
   await until(() => sink.messages.length >= 3, 10_000, 'three delivered');
@@ -261,6 +263,10 @@ describe('center API', () => {
     expect(after).toMatch(/^# TYPE postern_symbol_hits_total counter$/m);
     expect(after).toMatch(/^# TYPE postern_auth_failures_total counter$/m);
     expect(after).toMatch(/^postern_outbreaks_declared_total 0$/m);
+    // The mail was analysed in the analysis thread (analysis.threads = 1 above).
+    expect(value(after, 'postern_analysis_threads_running')).toBe(1);
+    expect(after).toMatch(/^postern_analysis_pending 0$/m);
+    expect(value(after, 'postern_analysis_failed')).toBe(0);
   });
 
   it('describes every /api/v1 route in its OpenAPI document', async () => {

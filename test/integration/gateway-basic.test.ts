@@ -73,7 +73,8 @@ describe.skipIf(await missing('postgres'))('gateway', () => {
   });
 
   it('tags, quarantines and rejects by score thresholds', async () => {
-    const p = await withPostern('[analysis]\nsubject_prefix = "[SPAM]"\n[analysis.actions]\ntag = 1\nquarantine = 3\nreject = 6\n');
+    // Analysed in a thread, as a gateway does by default (analysis.threads).
+    const p = await withPostern('[analysis]\nthreads = 1\nsubject_prefix = "[SPAM]"\n[analysis.actions]\ntag = 1\nquarantine = 3\nreject = 6\n');
     const c = client(p.port);
     // No Date and no Message-ID: HDR_DATE_MISSING (1.5) + HDR_MSGID_MISSING (1) = 2.5 → tag.
     const raw = (extra: string) => `From: a@example.org\r\nTo: t@localhost\r\nSubject: s\r\n${extra}\r\nbody\r\n`;

@@ -50,6 +50,13 @@ export function chi2Q(x2: number, v: number): number {
 
 /** Token counts per class and message counts; classification is pure arithmetic on these, no I/O. */
 export class BayesModel {
+  /**
+   * Every token strong enough to be a clue, with the logarithms the combining step adds up: made once per model
+   * (on load and after each reload), so that a message costs one look-up per token and no arithmetic for the
+   * tokens that are not clues. Built on first use; a model is never changed after it is made.
+   */
+  private clueTable?: { index: Map<string, number>; prob: Float64Array; lnHam: Float64Array; lnSpam: Float64Array };
+
   constructor(
     readonly tokens: ReadonlyMap<string, TokenCounts> = new Map(),
     readonly spamMessages = 0,
@@ -76,39 +83,71 @@ export class BayesModel {
     return (S * x + n * p) / (S + n);
   }
 
-  classify(tokens: readonly string[]): Classification {
-    const clues: [string, number, number][] = [];
+  private clues(): NonNullable<BayesModel['clueTable']> {
+    if (this.clueTable) return this.clueTable;
     const min = this.params.minimumProbStrength;
-    for (const t of tokens) {
-      const c = this.tokens.get(t);
-      if (!c) continue;
+    const index = new Map<string, number>();
+    const probs: number[] = [];
+    for (const [t, c] of this.tokens) {
       const p = this.tokenProb(c);
-      const d = Math.abs(p - 0.5);
-      if (d >= min) clues.push([t, p, d]);
+      if (Math.abs(p - 0.5) >= min) {
+        index.set(t, probs.length);
+        probs.push(p);
+      }
     }
-    if (clues.length > this.params.maxDiscriminators) {
+    const prob = Float64Array.from(probs);
+    const lnHam = new Float64Array(prob.length);
+    const lnSpam = new Float64Array(prob.length);
+    for (let i = 0; i < prob.length; i++) {
+      // Clamp away from 0 and 1 so one token cannot make a logarithm infinite.
+      const q = Math.min(Math.max(prob[i], 1e-6), 1 - 1e-6);
+      lnHam[i] = Math.log(q);
+      lnSpam[i] = Math.log(1 - q);
+    }
+    this.clueTable = { index, prob, lnHam, lnSpam };
+    return this.clueTable;
+  }
+
+  classify(tokens: readonly string[]): Classification {
+    const { index, prob, lnHam, lnSpam } = this.clues();
+    // The clues in the message's token order: each one's row in the table and its token.
+    const ids: number[] = [];
+    const names: string[] = [];
+    for (const t of tokens) {
+      const i = index.get(t);
+      if (i === undefined) continue;
+      ids.push(i);
+      names.push(t);
+    }
+    const strength = (k: number) => Math.abs(prob[ids[k]] - 0.5);
+    let use = ids.map((_, k) => k);
+    if (use.length > this.params.maxDiscriminators) {
       // Strongest first; equal strength broken by token so the result does not depend on input order.
-      clues.sort((a, b) => b[2] - a[2] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      clues.length = this.params.maxDiscriminators;
+      use.sort((a, b) => strength(b) - strength(a) || (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : 0));
+      use = use.slice(0, this.params.maxDiscriminators);
     }
-    const n = clues.length;
+    const n = use.length;
     if (n === 0) return { prob: 0.5, clues: 0, top: [] };
     let lnH = 0;
     let lnS = 0;
-    for (const [, p] of clues) {
-      // Clamp away from 0 and 1 so one token cannot make a logarithm infinite.
-      const q = Math.min(Math.max(p, 1e-6), 1 - 1e-6);
-      lnH += Math.log(q);
-      lnS += Math.log(1 - q);
+    for (const k of use) {
+      lnH += lnHam[ids[k]];
+      lnS += lnSpam[ids[k]];
     }
     const S = 1 - chi2Q(-2 * lnS, 2 * n);
     const H = 1 - chi2Q(-2 * lnH, 2 * n);
-    const prob = (S - H + 1) / 2;
-    const top = [...clues]
-      .sort((a, b) => b[2] - a[2])
-      .slice(0, 5)
-      .map(([t, p]) => [t, Math.round(p * 1000) / 1000] as [string, number]);
-    return { prob, clues: n, top };
+    // The five strongest clues for the symbol's detail, by insertion into a short list; ties keep the earlier clue.
+    const best: number[] = [];
+    for (const k of use) {
+      let at = best.length;
+      while (at > 0 && strength(best[at - 1]) < strength(k)) at--;
+      if (at < 5) {
+        best.splice(at, 0, k);
+        if (best.length > 5) best.pop();
+      }
+    }
+    const top = best.map((k) => [names[k], Math.round(prob[ids[k]] * 1000) / 1000] as [string, number]);
+    return { prob: (S - H + 1) / 2, clues: n, top };
   }
 }
 

@@ -8,7 +8,7 @@ import type { Emit } from '../../core/events.ts';
 import { REPLY, SmtpReplyError, type SmtpReply } from '../../core/reply.ts';
 import { queueId } from '../../core/ids.ts';
 import { normalizeAddress } from '../../core/address.ts';
-import { buildMessageView, type ParseLimits } from '../../analysis/message-view.ts';
+import type { Analyse, AnalysisResult } from '../../analysis/analyse.ts';
 import type { Runner } from '../../analysis/runner.ts';
 import { total, type ScoreTable } from '../../analysis/scoring.ts';
 import type { PolicyTable } from '../../policy/live.ts';
@@ -19,7 +19,6 @@ import type { ConnState } from '../server.ts';
 import type { SourceBook } from '../sources.ts';
 import { routeFor } from '../../relay/route.ts';
 import type { Handoff } from '../../relay/queue.ts';
-import { fingerprintOf, type Fingerprint } from '../../similarity/fingerprint.ts';
 import type { ClusterWatch } from '../../similarity/watch.ts';
 import type { SymbolHit } from '../../analysis/check.ts';
 
@@ -31,6 +30,8 @@ export interface DataDeps {
   log: Logger;
   emit: Emit;
   runner: Runner;
+  /** The analysis after DATA: on the event loop, or in the analysis threads (analysis/threads.ts). */
+  analyse: Analyse;
   scores: ScoreTable;
   policies: PolicyTable;
   acceptor: Acceptor;
@@ -38,8 +39,6 @@ export interface DataDeps {
   state(session: SMTPServerSession): ConnState;
   /** Told of every message taken, with its rows and bytes so a local relay need not read them back. */
   onAccepted(msgId: string, handoff: Handoff): void;
-  /** Bounds of the shared MIME parse, from [analysis.parse]. */
-  parseLimits: Readonly<ParseLimits>;
   /** The clusters of recent mail (outbreak detection); absent when outbreak.enabled is off. */
   watch?: ClusterWatch;
 }
@@ -118,34 +117,34 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
   const body = bare > 0 ? normalizeNewlines(raw0) : raw0;
   const raw = Buffer.concat([Buffer.from(receivedHeader(config, st, session, id, rcpts), 'latin1'), body]);
   const t0 = performance.now();
-  const view = await buildMessageView(raw, deps.parseLimits);
   const eightBitDeclared = env.bodyType === '8bitmime' || Boolean(env.smtpUtf8);
-  const input = {
-    session: {
-      ip: st.ip,
-      ourHostname: config.gateway.hostname,
-      ourDomains: config.gateway.domains,
-      trusted: st.trusted,
-      tls: Boolean(session.secure),
-      helo: st.helo,
-    },
-    envelope: { mailFrom, rcptTo: rcpts, smtputf8: Boolean(env.smtpUtf8), eightBitMime: env.bodyType === '8bitmime' },
-    message: view,
-    transfer: { bareNewlines: bare, eightBitUndeclared: flags.eightBit && !eightBitDeclared },
-  };
-  // The fingerprint is made beside the checks, from the same parse; a message it cannot be made of is simply not
-  // compared (logged), never refused for it.
-  const fpMade: Promise<Fingerprint | null> | null = deps.watch
-    ? fingerprintOf(view, config.similarity.min_shingles).catch((err: Error) => {
-        log.warn({ err: err.message, msg_id: id }, 'no similarity fingerprint for this message');
-        return null;
-      })
-    : null;
-  const [mailRes, dataRes, fp] = await Promise.all([
-    deps.runner.run('mail', input, { msg_id: id, conn_id: st.cid }),
-    deps.runner.run('data', input, { msg_id: id, conn_id: st.cid }),
-    fpMade,
-  ]);
+  let analysed: AnalysisResult;
+  try {
+    analysed = await deps.analyse({
+      raw,
+      session: {
+        ip: st.ip,
+        ourHostname: config.gateway.hostname,
+        ourDomains: config.gateway.domains,
+        trusted: st.trusted,
+        tls: Boolean(session.secure),
+        helo: st.helo,
+      },
+      envelope: { mailFrom, rcptTo: rcpts, smtputf8: Boolean(env.smtpUtf8), eightBitMime: env.bodyType === '8bitmime' },
+      transfer: { bareNewlines: bare, eightBitUndeclared: flags.eightBit && !eightBitDeclared },
+      ids: { msg_id: id, conn_id: st.cid },
+      ...(deps.watch && { fingerprint: { minShingles: config.similarity.min_shingles } }),
+    });
+  } catch (err) {
+    // An analysis thread that died or overran its time with this message: the client tries again later.
+    log.error({ err: (err as Error).message, msg_id: id }, 'analysis failed');
+    emit('check.failed', { ...ids, msg_id: id, data: { check: 'analysis', error: (err as Error).message, on_error: 'defer' } });
+    return refuse(REPLY.localProblem, 'check_failed');
+  }
+  const { mail: mailRes, data: dataRes, fp } = analysed;
+  const view = { messageId: analysed.messageId, subject: analysed.subject };
+  // A message the fingerprint cannot be made of is simply not compared (logged), never refused for it.
+  if (analysed.fpError !== undefined) log.warn({ err: analysed.fpError, msg_id: id }, 'no similarity fingerprint for this message');
   if (mailRes.mustDefer || dataRes.mustDefer || st.checkFailed) return refuse(REPLY.localProblem, 'check_failed');
   const hits = [...st.connectHits, ...st.heloHits, ...mailRes.hits, ...dataRes.hits];
   let scored = total(hits, deps.scores);
