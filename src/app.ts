@@ -145,8 +145,12 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   // The classifier's model lives in memory for the hot path and follows the store when another process learns.
   const analysisLog = log.child({ component: 'analysis' });
   const bayes = new BayesService(store.db, (err) => analysisLog.warn({ err: err.message }, 'bayes model reload failed'));
-  await bayes.load();
-  bayes.watch((options.get('bayes') as { reload_interval_ms?: number } | undefined)?.reload_interval_ms ?? 5_000);
+  // Only where the data phase runs on this event loop: with analysis threads each holds its own copy, and a trained
+  // model is tens of MB.
+  if ((opts.roles?.gateway ?? true) && (config.analysis.threads === 0 || opts.checks)) {
+    await bayes.load();
+    bayes.watch((options.get('bayes') as { reload_interval_ms?: number } | undefined)?.reload_interval_ms ?? 5_000);
+  }
   // The correspondents learned from outbound mail, in memory; topped up from the store as other processes learn.
   const correspondents = new CorrespondentBook(store.db, { sentRetentionMs: config.outbound.sent_retention_days * 86_400_000 }, (err) =>
     analysisLog.warn({ err: err.message }, 'correspondents reload failed'),

@@ -52,7 +52,8 @@ describe.skipIf(await missing('postgres'))('bayes classifier', () => {
   it('learns with postern learn, idempotently; a running gateway reloads the model and then holds spam and delivers ham', async () => {
     // The corpus spam is spammy to the content checks too; a high reject threshold keeps it a 250 (held), so the
     // test can watch the classifier's symbol appear once the model is reloaded.
-    const { dir, file, toml } = await setup('[analysis.actions]\nquarantine = 6.5\nreject = 100\n');
+    // In an analysis thread, as a gateway runs by default: the thread's own copy of the model follows the store.
+    const { dir, file, toml } = await setup('[analysis]\nthreads = 1\n[analysis.actions]\nquarantine = 6.5\nreject = 100\n');
     const p = await startTestPostern(toml, { dir, store: 'sqlite' });
     cleanup.push(() => p.close());
 
