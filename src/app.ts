@@ -13,7 +13,7 @@ import { checkOptions } from './analysis/registry-options.ts';
 import { ScoreTable } from './analysis/scoring.ts';
 import { Runner } from './analysis/runner.ts';
 import { AnalysisThreads } from './analysis/threads.ts';
-import { BayesService } from './analysis/bayes/store.ts';
+import { loadAnalysisServices } from './analysis/services.ts';
 import { PolicyTable } from './policy/live.ts';
 import { Gateway, splitListen } from './gateway/server.ts';
 import { Spool } from './gateway/spool.ts';
@@ -29,7 +29,7 @@ import { openLive } from './matrix/open-live.ts';
 import type { Live } from './matrix/live.ts';
 import { startAnalyzerThread, type AnalyzerThread } from './trends/thread.ts';
 import { QuarantineService } from './quarantine/service.ts';
-import { CorrespondentBook, purgeSent } from './outbound/correspondents.ts';
+import { type CorrespondentBook, purgeSent } from './outbound/correspondents.ts';
 import { OutboundListener } from './outbound/server.ts';
 import { linkSigner, type LinkSigner } from './quarantine/tokens.ts';
 import { startWeb, type WebServer } from './center/server.ts';
@@ -142,21 +142,13 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
   const checks = opts.checks ?? CHECKS;
   const scores = new ScoreTable(checks, config.analysis.scores);
   const options = checkOptions(config.analysis.checks);
-  // The classifier's model lives in memory for the hot path and follows the store when another process learns.
+  // The classifier's model and the learned correspondents, in memory for the hot path. The model only where the data
+  // phase runs on this event loop: with analysis threads each holds its own copy.
   const analysisLog = log.child({ component: 'analysis' });
-  const bayes = new BayesService(store.db, (err) => analysisLog.warn({ err: err.message }, 'bayes model reload failed'));
-  // Only where the data phase runs on this event loop: with analysis threads each holds its own copy, and a trained
-  // model is tens of MB.
-  if ((opts.roles?.gateway ?? true) && (config.analysis.threads === 0 || opts.checks)) {
-    await bayes.load();
-    bayes.watch((options.get('bayes') as { reload_interval_ms?: number } | undefined)?.reload_interval_ms ?? 5_000);
-  }
-  // The correspondents learned from outbound mail, in memory; topped up from the store as other processes learn.
-  const correspondents = new CorrespondentBook(store.db, { sentRetentionMs: config.outbound.sent_retention_days * 86_400_000 }, (err) =>
-    analysisLog.warn({ err: err.message }, 'correspondents reload failed'),
-  );
-  await correspondents.load();
-  correspondents.watch(5_000);
+  const services = await loadAnalysisServices(store.db, config, options, analysisLog, {
+    classify: (opts.roles?.gateway ?? true) && (config.analysis.threads === 0 || Boolean(opts.checks)),
+  });
+  const { bayes, correspondents } = services;
   const runner = new Runner({
     checks,
     options,
@@ -371,7 +363,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     watch?.stop();
     if (sentPurgeTimer) clearInterval(sentPurgeTimer);
     if (knownPurgeTimer) clearInterval(knownPurgeTimer);
-    correspondents.stop();
+    services.stop();
     digestSchedule?.stop();
     await web?.close();
     if (purgeTimer) clearInterval(purgeTimer);
@@ -383,7 +375,6 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     policies.stop();
     audited.stop();
     settings.stop();
-    bayes.stop();
     await sink.flush();
     await store.close();
   };

@@ -6,8 +6,7 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../core/log.ts';
 import type { Emit, EventType } from '../core/events.ts';
 import { openStore } from '../store/db.ts';
-import { CorrespondentBook } from '../outbound/correspondents.ts';
-import { BayesService } from './bayes/store.ts';
+import { loadAnalysisServices } from './services.ts';
 import { CHECKS } from './checks/index.ts';
 import { checkOptions } from './registry-options.ts';
 import { parseLimitsOf } from './mime-scan.ts';
@@ -39,15 +38,9 @@ const { config } = data;
 const log = createLogger(data.logLevel).child({ component: 'analysis' });
 const store = await openStore({ url: config.store.url, dataDir: data.dataDir, password: data.password });
 const options = checkOptions(config.analysis.checks);
-const bayes = new BayesService(store.db, (err) => log.warn({ err: err.message }, 'bayes model reload failed'));
-await bayes.load();
-bayes.watch((options.get('bayes') as { reload_interval_ms?: number } | undefined)?.reload_interval_ms ?? 5_000);
 // What the event loop's outbound listener learns comes at once as 'learned'; the store is read for other nodes'.
-const correspondents = new CorrespondentBook(store.db, { sentRetentionMs: config.outbound.sent_retention_days * 86_400_000 }, (err) =>
-  log.warn({ err: err.message }, 'correspondents reload failed'),
-);
-await correspondents.load();
-correspondents.watch(5_000);
+const services = await loadAnalysisServices(store.db, config, options, log, { classify: true });
+const { correspondents } = services;
 const emit: Emit = (type, fields) => port.postMessage({ t: 'event', type, fields } satisfies FromAnalysis);
 const runner = new Runner({
   checks: CHECKS,
@@ -56,7 +49,7 @@ const runner = new Runner({
   timeoutMs: config.analysis.check_timeout_ms,
   log,
   emit,
-  services: { bayes, correspondents },
+  services: { bayes: services.bayes, correspondents },
 });
 const limits = parseLimitsOf(config.analysis.parse);
 
@@ -71,8 +64,7 @@ port.on('message', (m: ToAnalysis) => {
   } else if (m.t === 'learned') correspondents.learn(m.sender, m.external, m.messageId, m.now);
   else if (m.t === 'stop') {
     void (async () => {
-      bayes.stop();
-      correspondents.stop();
+      services.stop();
       await store.close();
       port.postMessage({ t: 'stopped' } satisfies FromAnalysis);
       port.close();

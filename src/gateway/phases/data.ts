@@ -142,7 +142,6 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
     return refuse(REPLY.localProblem, 'check_failed');
   }
   const { mail: mailRes, data: dataRes, fp } = analysed;
-  const view = { messageId: analysed.messageId, subject: analysed.subject };
   // A message the fingerprint cannot be made of is simply not compared (logged), never refused for it.
   if (analysed.fpError !== undefined) log.warn({ err: analysed.fpError, msg_id: id }, 'no similarity fingerprint for this message');
   if (mailRes.mustDefer || dataRes.mustDefer || st.checkFailed) return refuse(REPLY.localProblem, 'check_failed');
@@ -170,7 +169,7 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
     if (config.outbreak.hold_s > 0 && suspicious && w.young && !declared.length && !w.tips && !w.safe && !st.trusted) {
       deps.watch.note(id, fp, { ip: st.ip.replace(/^::ffff:/i, ''), senderDomain: '', recipients: rcpts.length, suspicious });
       emit('similarity.held', { ...ids, msg_id: id, data: { from: mailFrom, rcpts, score: scored.score, hold_s: config.outbreak.hold_s, ...similar } });
-      return refuse(REPLY.similarityHold, 'held', { score: scored.score, from: mailFrom, message_id: view.messageId, subject: view.subject, fp, suspicious, ...similar }, id);
+      return refuse(REPLY.similarityHold, 'held', { score: scored.score, from: mailFrom, message_id: analysed.messageId, subject: analysed.subject, fp, suspicious, ...similar }, id);
     }
   }
   // A recipient with hits of its own (the rcpt phase) is scored with them; the others share the message's score.
@@ -203,8 +202,8 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
         score: scored.score,
         symbols: symbolsOut,
         because: decisions.flatMap((d) => d.because),
-        message_id: view.messageId,
-        subject: view.subject,
+        message_id: analysed.messageId,
+        subject: analysed.subject,
         ...(fp && { fp, suspicious: true }),
         ...similar,
       },
@@ -240,7 +239,7 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
       score: d.score,
       symbols: JSON.stringify(symbolsOut),
       sender: mailFrom,
-      subject: view.subject ?? null,
+      subject: analysed.subject ?? null,
       size: raw.length,
       created_at: now,
       expires_at: now + config.quarantine.retention_days * 86_400_000,
@@ -251,14 +250,14 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
     }));
   const message = {
     id,
-    message_id: view.messageId ?? null,
+    message_id: analysed.messageId ?? null,
     received_at: now,
     conn_id: st.cid,
     client_ip: st.ip,
     helo: st.helo ?? null,
     mail_from: mailFrom,
     size: raw.length,
-    subject: view.subject ?? null,
+    subject: analysed.subject ?? null,
     score: scored.score,
     symbols: JSON.stringify(symbolsOut),
     verdict: JSON.stringify({ policies: st.policies, analysis_ms: analysisMs, host: HOST }),
@@ -282,8 +281,8 @@ export async function handleData(deps: DataDeps, stream: DataStream, session: SM
     msg_id: id,
     data: {
       from: mailFrom,
-      message_id: view.messageId,
-      subject: view.subject,
+      message_id: analysed.messageId,
+      subject: analysed.subject,
       size: raw.length,
       score: scored.score,
       symbols: symbolsOut,
