@@ -32,6 +32,8 @@ const { values } = parseArgs({
     'node-args': { type: 'string' },
     /** Print the gateway's latency step by step (greeting, EHLO, MAIL, RCPT, DATA, the message). */
     steps: { type: 'boolean' },
+    /** Append the gateway's standard output (its log, and what --node-args=--trace-gc prints) to this file. */
+    'gateway-log': { type: 'string' },
   },
 });
 const MESSAGES = Number(values.messages);
@@ -263,7 +265,12 @@ async function startGateway(downstreamPort: number, workers: number | undefined)
     cwd: dir,
   });
   let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const logFile = values['gateway-log'] ? fs.openSync(values['gateway-log'], 'a') : undefined;
+  proc.stdout!.on('data', (d: Buffer) => {
+    if (out.length < 1_000_000) out += d.toString();
+    if (logFile !== undefined) fs.writeSync(logFile, d);
+  });
+  proc.once('exit', () => logFile !== undefined && fs.closeSync(logFile));
   const end = Date.now() + 30_000;
   while (!/accepting mail/.test(out)) {
     if (Date.now() > end || proc.exitCode !== null) throw new Error(`gateway did not start: ${out}`);

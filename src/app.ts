@@ -194,12 +194,13 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     policies.load().catch((err: Error) => liveLog.warn({ err: err.message }, 'policy reload failed'));
     opts.onPolicyChange?.('policies');
   });
-  const spool = new Spool(dataDir);
+  const roles = opts.roles ?? { gateway: true, relay: true };
+  // Segment files for the process that relays what it spools; a cluster worker's files are read by its primary.
+  const spool = new Spool(dataDir, { segments: roles.relay });
   const blobs = new FileBlobStore(path.join(dataDir, 'quarantine'));
   const rows = opts.rows ?? new RowCommitter(store.db, () => store.durable(), store.fast);
   const acceptor = new Acceptor(spool, blobs, rows);
   const maildir = new MaildirStore(path.join(dataDir, 'mailboxes'));
-  const roles = opts.roles ?? { gateway: true, relay: true };
   let relay: Relay | null = null;
   if (roles.relay) {
     relay = new Relay({ config, db: store.db, fast: store.fast, spool, durable: () => store.durable(), maildir, log: log.child({ component: 'relay' }), emit });
@@ -313,6 +314,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
       dataDir,
       analyzer: analyzer ?? undefined,
       analysisThreads: () => threads?.stats() ?? null,
+      spool: () => spool.segments?.stats() ?? null,
       announce: (change) => void live.bus.publish(change).catch((err: Error) => liveLog.warn({ err: err.message }, 'policy change not announced; nodes read it within a second')),
     });
     log.info({ web: `${web.host}:${web.port}`, url: web.url }, 'web server started');
@@ -377,6 +379,7 @@ export async function startPostern(loaded: LoadedConfig, opts: StartOptions = {}
     settings.stop();
     await sink.flush();
     await store.close();
+    spool.close();
   };
   // What every process has, whichever roles it runs.
   const parts = { store, sink, relay, rows, spool, maildir, log, dataDir, live, analyzer, policies, quarantine, signer, web: webInfo, digests, outbound: outboundAddr, correspondents, retro, clusters: watch ?? null };

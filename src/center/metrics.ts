@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { resolveSecret } from '../config/load.ts';
 import type { PosternEvent } from '../core/events.ts';
 import type { AnalysisThreadStats } from '../analysis/threads.ts';
@@ -41,10 +41,13 @@ function cached<T>(fn: () => Promise<T>): () => Promise<T> {
 }
 
 /** The registry and its metrics; `observe` takes each event of the stream. Exported for tests. */
-export function postern(deps: Pick<WebDeps, 'db' | 'sink' | 'analyzer' | 'analysisThreads'>) {
+export function postern(deps: Pick<WebDeps, 'db' | 'sink' | 'analyzer' | 'analysisThreads' | 'spool'>) {
   const { db } = deps;
   const register = new Registry();
   const registers = [register];
+  // The process's own figures under their usual names (process_resident_memory_bytes, nodejs_heap_size_used_bytes,
+  // nodejs_eventloop_lag_seconds, ...): what a memory or latency alert is written against.
+  collectDefaultMetrics({ register });
 
   const connections = new Counter({ name: 'postern_connections_total', help: 'Client connections by protocol (smtp to the gateway, imap and pop3 to the monitor proxies).', labelNames: ['protocol'], registers });
   const messages = new Counter({
@@ -170,6 +173,20 @@ export function postern(deps: Pick<WebDeps, 'db' | 'sink' | 'analyzer' | 'analys
       this.set(deps.sink?.dropped ?? 0);
     },
   });
+  // The spool's segment files (gateway/segments.ts): absent when this process writes a file per message.
+  const spoolFigure = (name: string, help: string, pick: (s: { segments: number; bytes: number; live: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        const s = deps.spool?.();
+        if (s) this.set(pick(s));
+      },
+    });
+  spoolFigure('postern_spool_messages', 'Messages in the spool\'s segment files not yet delivered (or not yet known to be; recovery at start sorts them out).', (s) => s.live);
+  spoolFigure('postern_spool_segment_files', 'Segment files of the spool.', (s) => s.segments);
+  spoolFigure('postern_spool_segment_bytes', 'Bytes in the spool\'s segment files, delivered records included until their file goes.', (s) => s.bytes);
   // The analysis threads (analysis.threads): absent from the output when this process analyses on its event loop.
   const threadFigure = (name: string, help: string, pick: (s: AnalysisThreadStats) => number) =>
     new Gauge({

@@ -63,6 +63,8 @@ export interface WebDeps {
   analyzer?: { stats(): Promise<AnalyzerStats> };
   /** The gateway's analysis threads in this process, if any, for their figures in the metrics. */
   analysisThreads?: () => AnalysisThreadStats | null;
+  /** The spool's segment files in this process, if it appends to them, for the metrics. */
+  spool?: () => { segments: number; bytes: number; live: number } | null;
   /** Tells every gateway a policy changed (the policy bus); they re-read the table every second in any case. */
   announce?: (change: PolicyChange) => void;
   /** Who is audited in this process (monitor/audit/users.ts): the audit users API reads and reloads it. */

@@ -1,17 +1,40 @@
-// The spool: message files written to a temporary name, fsynced, renamed into place, directory fsynced.
+// The spool. The gateway that relays its own mail appends each message to a segment file (segments.ts); other
+// writers (a cluster worker, whose primary relays; the command line, next to a running gateway) write a file per
+// message: written to a temporary name, fsynced, renamed into place, directory fsynced. Reads and removals look in
+// the segments first and then for the file, so both kinds are delivered, whichever process wrote them.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import { SegmentLog, syncDirectory, type SegmentOptions } from './segments.ts';
+
+export interface SpoolOptions {
+  /** Append to segment files. Only for the process that also relays (and reads back) what it writes. */
+  segments?: boolean | SegmentOptions;
+}
 
 export class Spool {
   readonly tmpDir: string;
   readonly queueDir: string;
+  readonly segments: SegmentLog | null;
+  private compactTimer: NodeJS.Timeout | null = null;
 
-  constructor(root: string) {
+  constructor(root: string, opts: SpoolOptions = {}) {
     this.tmpDir = path.join(root, 'spool', 'tmp');
     this.queueDir = path.join(root, 'spool', 'queue');
     fs.mkdirSync(this.tmpDir, { recursive: true });
     fs.mkdirSync(this.queueDir, { recursive: true });
+    this.segments = opts.segments ? new SegmentLog(path.join(root, 'spool', 'segments'), opts.segments === true ? {} : opts.segments) : null;
+    if (this.segments) {
+      const log = this.segments;
+      this.compactTimer = setInterval(() => void log.compact().catch(() => undefined), 60_000);
+      this.compactTimer.unref();
+    }
+  }
+
+  /** Stops the compaction timer and closes the segment files. */
+  close(): void {
+    if (this.compactTimer) clearInterval(this.compactTimer);
+    this.segments?.close();
   }
 
   pathOf(id: string): string {
@@ -24,7 +47,12 @@ export class Spool {
    * operations of a few microseconds; each thread-pool hop costs more than that in wake-ups, and this runs for
    * every message.
    */
-  write(id: string, data: Buffer): Promise<string> {
+  async write(id: string, data: Buffer): Promise<void> {
+    if (this.segments) return this.segments.append(id, data);
+    await this.writeFile(id, data);
+  }
+
+  private writeFile(id: string, data: Buffer): Promise<string> {
     const tmp = path.join(this.tmpDir, `${id}.eml`);
     const final = this.pathOf(id);
     return new Promise((resolve, reject) => {
@@ -65,15 +93,18 @@ export class Spool {
 
   /** Makes renames into the queue directory durable (fsync(2) of a file does not cover its directory entry). */
   async syncDir(): Promise<void> {
-    await syncDir(this.queueDir);
+    // A segment's append is durable when write() resolves, its directory entry included.
+    if (this.segments) return;
+    await syncDirectory(this.queueDir);
   }
 
-  read(id: string): Promise<Buffer> {
-    return fsp.readFile(this.pathOf(id));
+  async read(id: string): Promise<Buffer> {
+    return (await this.segments?.read(id)) ?? fsp.readFile(this.pathOf(id));
   }
 
-  /** Removes the message's file; one that is gone already is not an error. */
+  /** Removes the message's record or file; one that is gone already is not an error. */
   remove(id: string): Promise<void> {
+    if (this.segments?.remove(id)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       fs.unlink(this.pathOf(id), (err) => (err && err.code !== 'ENOENT' ? reject(err) : resolve()));
     });
@@ -86,17 +117,13 @@ export class Spool {
     return names.length;
   }
 
+  /** Every message in the spool: segment records and per-message files. */
   async listIds(): Promise<string[]> {
     const names = await fsp.readdir(this.queueDir);
-    return names.filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4));
+    const files = names.filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4));
+    if (!this.segments) return files;
+    return [...new Set([...this.segments.ids(), ...files])];
   }
 }
 
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+export { syncDirectory as syncDir } from './segments.ts';

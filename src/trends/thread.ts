@@ -43,7 +43,9 @@ export function startAnalyzerThread(opts: {
       };
       // Compiled (dist/), the thread runs its JavaScript; from the sources, worker.mjs loads them through tsx.
       const entry = import.meta.url.endsWith('.js') ? './worker-main.js' : './worker.mjs';
-      const w = new Worker(new URL(entry, import.meta.url), { workerData: data });
+      // The analyzer reads events in batches every few hundred milliseconds and keeps its windows in the old
+      // generation; a small young generation is enough, and the default's semi-spaces would be memory held for nothing.
+      const w = new Worker(new URL(entry, import.meta.url), { workerData: data, name: 'trends', resourceLimits: { maxYoungGenerationSizeMb: 8 } });
       worker = w;
       let ready = false;
       w.on('message', (m: FromAnalyzer) => {

@@ -267,6 +267,11 @@ describe('center API', () => {
     expect(value(after, 'postern_analysis_threads_running')).toBe(1);
     expect(after).toMatch(/^postern_analysis_pending 0$/m);
     expect(value(after, 'postern_analysis_failed')).toBe(0);
+    // The spool's segment files, and the process's own figures.
+    expect(after).toMatch(/^postern_spool_messages \d+$/m);
+    expect(value(after, 'postern_spool_segment_files')).toBeGreaterThanOrEqual(1);
+    expect(value(after, 'process_resident_memory_bytes')).toBeGreaterThan(10_000_000);
+    expect(after).toMatch(/^# TYPE nodejs_eventloop_lag_seconds gauge$/m);
   });
 
   it('describes every /api/v1 route in its OpenAPI document', async () => {

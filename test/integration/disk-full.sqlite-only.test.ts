@@ -70,7 +70,14 @@ describe.skipIf(noMount)('spool on a full disk', () => {
     const filler = path.join(spool, 'filler');
     const send = (subject: string, bytes: number) =>
       c.sendMail({ from: 'alice@example.org', to: 'bob@localhost', subject, text: `${'y'.repeat(76)}\n`.repeat(Math.ceil(bytes / 77)) });
-    const leftovers = () => [...fs.readdirSync(p.app.spool.tmpDir), ...fs.readdirSync(p.app.spool.queueDir)];
+    // Per-message files, and the bytes of the segment files (the current segment is emptied, not deleted, when its
+    // last message is delivered; a failed append is cut off again).
+    const segDir = path.join(spool, 'segments');
+    const leftovers = () => [
+      ...fs.readdirSync(p.app.spool.tmpDir),
+      ...fs.readdirSync(p.app.spool.queueDir),
+      ...fs.readdirSync(segDir).filter((n) => fs.statSync(path.join(segDir, n)).size > 0),
+    ];
     const owned = async () => (await p.app.store.db.selectFrom('messages').select('id').execute()).length;
 
     // About 20 KiB free: a 40 KiB message fails in the middle of its write.
@@ -80,6 +87,7 @@ describe.skipIf(noMount)('spool on a full disk', () => {
       response: '452 4.3.1 Insufficient system storage, try again later',
     });
     expect(leftovers(), 'partial spool file left behind').toEqual([]);
+    expect(p.app.spool.segments?.stats().live).toBe(0);
     expect(await owned()).toBe(0);
     // A small one still fits and goes through.
     expect((await send('small', 2 * 1024)).response).toMatch(/^250 /);

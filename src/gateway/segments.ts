@@ -1,0 +1,367 @@
+// The spool's append-only segment files: each accepted message is one record appended to the current segment, and
+// every record appended while one fdatasync runs shares the next one (group commit).
+//
+// Written by hand because no library does this: a file per message costs a file creation, a rename and an unlink
+// per message, and on a journalling filesystem each of them waits for the journal that the other messages' fsyncs
+// keep committing (the bench:smtp figures in docs/benchmarks.md). A segment costs one append, one share of a
+// group fdatasync, and a map entry; the file goes when the last message in it is delivered.
+//
+// A record: 'PSG1', the id's length (1 byte), 3 bytes zero, the data's length (u32 LE), CRC-32 of id and data
+// (u32 LE), the id (ASCII), the data. Records are only appended, by this process alone; a crash can leave the last
+// record of a segment torn, which the scan at start-up stops at (its CRC does not match). Which records are
+// still wanted is the store's business: recovery drops those of finished messages and of messages never
+// committed (relay/queue.ts start()), as it does for per-message files.
+import fs from 'node:fs';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { coalesce } from '../core/coalesce.ts';
+
+const MAGIC = 0x31475350; // 'PSG1' read as u32 LE
+const HEADER = 16;
+
+export interface SegmentOptions {
+  /** A segment takes no more appends once it is this large. */
+  maxBytes?: number;
+  /** A full segment whose live records are less than this share of it is compacted... */
+  compactBelow?: number;
+  /** ...once it is at least this old (ms). */
+  compactAfterMs?: number;
+  now?: () => number;
+}
+
+interface Segment {
+  name: string;
+  fd: number;
+  size: number;
+  live: number;
+  liveBytes: number;
+  createdAt: number;
+  /** Takes no more appends: full, or a write or sync on it failed. */
+  sealed: boolean;
+  /** Reads in flight; the descriptor is closed when the last one ends after the file was removed. */
+  reading: number;
+  removed: boolean;
+}
+
+interface Loc {
+  seg: Segment;
+  off: number;
+  len: number;
+}
+
+export class SegmentLog {
+  private readonly segs = new Map<string, Segment>();
+  private readonly locs = new Map<string, Loc>();
+  private current: Segment | null = null;
+  private seq = 0;
+  /** Segments written to since their last fdatasync, and whether a new segment's directory entry needs a sync. */
+  private dirty = new Set<Segment>();
+  private dirDirty = false;
+  private readonly groupSync: () => Promise<void>;
+  private readonly maxBytes: number;
+  private readonly compactBelow: number;
+  private readonly compactAfterMs: number;
+  private readonly now: () => number;
+  private compacting = false;
+  /** Records a scan found torn or corrupt (the tail of a crash), by segment. */
+  readonly torn: string[] = [];
+
+  constructor(
+    readonly dir: string,
+    opts: SegmentOptions = {},
+  ) {
+    this.maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
+    this.compactBelow = opts.compactBelow ?? 0.25;
+    this.compactAfterMs = opts.compactAfterMs ?? 10 * 60_000;
+    this.now = opts.now ?? Date.now;
+    fs.mkdirSync(dir, { recursive: true });
+    this.groupSync = coalesce(() => this.syncDirty());
+    this.scan();
+  }
+
+  /** Ids of the records found at start-up and written since, not yet removed. */
+  ids(): string[] {
+    return [...this.locs.keys()];
+  }
+
+  has(id: string): boolean {
+    return this.locs.has(id);
+  }
+
+  /** Segment files and their live records, for `postern queue` and the tests. */
+  stats(): { segments: number; bytes: number; live: number; liveBytes: number } {
+    let bytes = 0;
+    let live = 0;
+    let liveBytes = 0;
+    for (const s of this.segs.values()) {
+      bytes += s.size;
+      live += s.live;
+      liveBytes += s.liveBytes;
+    }
+    return { segments: this.segs.size, bytes, live, liveBytes };
+  }
+
+  /** Appends the record; resolves once it is on disk (a group fdatasync that started after the append). */
+  async append(id: string, data: Buffer): Promise<void> {
+    const old = this.locs.get(id);
+    const loc = this.appendRecord(id, data);
+    if (old) this.release(old, id);
+    this.locs.set(id, loc);
+    try {
+      await this.groupSync();
+    } catch (err) {
+      this.drop(id);
+      throw err;
+    }
+  }
+
+  async read(id: string): Promise<Buffer | undefined> {
+    const loc = this.locs.get(id);
+    if (!loc) return undefined;
+    const { seg, off, len } = loc;
+    const buf = Buffer.allocUnsafe(len);
+    seg.reading++;
+    try {
+      let done = 0;
+      while (done < len) {
+        const n = await new Promise<number>((resolve, reject) => fs.read(seg.fd, buf, done, len - done, off + done, (err, b) => (err ? reject(err) : resolve(b))));
+        if (n === 0) throw new Error(`spool segment ${seg.name} ends before the record of ${id}`);
+        done += n;
+      }
+      return buf;
+    } finally {
+      seg.reading--;
+      if (seg.removed && seg.reading === 0) this.closeFd(seg);
+    }
+  }
+
+  /** Forgets the record; a segment with nothing left in it is deleted (the current one once it is sealed). */
+  remove(id: string): boolean {
+    const loc = this.locs.get(id);
+    if (!loc) return false;
+    this.drop(id);
+    return true;
+  }
+
+  /** Moves the live records of old, mostly delivered segments into the current one, so that the old files go. */
+  async compact(): Promise<number> {
+    if (this.compacting) return 0;
+    this.compacting = true;
+    let moved = 0;
+    try {
+      const now = this.now();
+      for (const seg of [...this.segs.values()]) {
+        if (seg === this.current || seg.removed || seg.live === 0) continue;
+        if (now - seg.createdAt < this.compactAfterMs || seg.liveBytes >= seg.size * this.compactBelow) continue;
+        for (const [id, loc] of [...this.locs]) {
+          if (loc.seg !== seg) continue;
+          const data = await this.read(id);
+          // Removed (delivered) while it was being read: nothing to move.
+          if (!data || this.locs.get(id) !== loc) continue;
+          // The old record stays the one read until the new one is on disk.
+          const moved_ = this.appendRecord(id, data);
+          try {
+            await this.groupSync();
+          } catch (err) {
+            this.release(moved_, id);
+            throw err;
+          }
+          if (this.locs.get(id) === loc) {
+            this.locs.set(id, moved_);
+            this.release(loc, id);
+            moved++;
+          } else this.release(moved_, id);
+        }
+      }
+    } finally {
+      this.compacting = false;
+    }
+    return moved;
+  }
+
+  close(): void {
+    for (const seg of this.segs.values()) this.closeFd(seg);
+    this.segs.clear();
+    this.locs.clear();
+    this.current = null;
+  }
+
+  // ---- internals --------------------------------------------------------------------------------------------------
+
+  /**
+   * Appends on the event loop: a write(2) of a message into the page cache takes microseconds, less than a hop to
+   * the thread pool and back. Only the fdatasync waits there. The record counts as live in its segment; the
+   * caller points the id at it.
+   */
+  private appendRecord(id: string, data: Buffer): Loc {
+    const idBytes = Buffer.from(id, 'latin1');
+    if (idBytes.length === 0 || idBytes.length > 255) throw new Error(`spool id of ${idBytes.length} bytes`);
+    const head = Buffer.alloc(HEADER);
+    head.writeUInt32LE(MAGIC, 0);
+    head[4] = idBytes.length;
+    head.writeUInt32LE(data.length, 8);
+    head.writeUInt32LE(crc32(data, crc32(idBytes)), 12);
+    const len = HEADER + idBytes.length + data.length;
+    const seg = this.writable(len);
+    const start = seg.size;
+    try {
+      this.writeAll(seg.fd, [head, idBytes, data], start);
+    } catch (err) {
+      // A full disk: take the partial record back so that the segment stays readable to its end.
+      try {
+        fs.ftruncateSync(seg.fd, start);
+      } catch {
+        this.seal(seg);
+      }
+      throw err;
+    }
+    seg.size = start + len;
+    seg.live++;
+    seg.liveBytes += len;
+    this.dirty.add(seg);
+    const loc = { seg, off: start + HEADER + idBytes.length, len: data.length };
+    if (seg.size >= this.maxBytes) this.seal(seg);
+    return loc;
+  }
+
+  private writeAll(fd: number, parts: Buffer[], at: number): void {
+    let pos = at;
+    for (const p of parts) {
+      for (let off = 0; off < p.length; ) {
+        const n = fs.writeSync(fd, p, off, p.length - off, pos);
+        off += n;
+        pos += n;
+      }
+    }
+  }
+
+  private writable(need: number): Segment {
+    const cur = this.current;
+    if (cur && !cur.sealed && (cur.size === 0 || cur.size + need <= this.maxBytes * 1.5)) return cur;
+    if (cur) this.seal(cur);
+    const name = `${this.now().toString(36)}-${process.pid.toString(36)}-${(this.seq++).toString(36)}.seg`;
+    const fd = fs.openSync(path.join(this.dir, name), 'wx+', 0o640);
+    const seg: Segment = { name, fd, size: 0, live: 0, liveBytes: 0, createdAt: this.now(), sealed: false, reading: 0, removed: false };
+    this.segs.set(name, seg);
+    this.current = seg;
+    this.dirDirty = true;
+    return seg;
+  }
+
+  private async syncDirty(): Promise<void> {
+    const segs = [...this.dirty];
+    this.dirty.clear();
+    const dir = this.dirDirty;
+    this.dirDirty = false;
+    try {
+      await Promise.all(
+        segs.filter((s) => !s.removed).map((s) => new Promise<void>((resolve, reject) => fs.fdatasync(s.fd, (err) => (err ? reject(err) : resolve())))),
+      );
+      if (dir) await syncDirectory(this.dir);
+    } catch (err) {
+      // After a failed fsync the kernel may have dropped the dirty pages and cleared the error: nothing more may
+      // be appended to these files, and every caller of this sync is told (each message gets a 4xx).
+      for (const s of segs) this.seal(s);
+      if (dir) this.dirDirty = true;
+      throw err;
+    }
+  }
+
+  private drop(id: string): void {
+    const loc = this.locs.get(id);
+    if (!loc) return;
+    this.locs.delete(id);
+    this.release(loc, id);
+  }
+
+  /**
+   * One record less in its segment. A sealed segment with none left is deleted; the current one is emptied
+   * instead, so that a queue that drains gives its space back at once (a small disk fills with delivered mail
+   * otherwise) and the file is used again.
+   */
+  private release(loc: Loc, id: string): void {
+    const { seg } = loc;
+    seg.live--;
+    seg.liveBytes -= loc.len + HEADER + id.length;
+    if (seg.live > 0) return;
+    if (seg.sealed || seg !== this.current) return this.removeSegment(seg);
+    try {
+      fs.ftruncateSync(seg.fd, 0);
+      seg.size = 0;
+      seg.liveBytes = 0;
+    } catch {
+      this.seal(seg);
+    }
+  }
+
+  private seal(seg: Segment): void {
+    seg.sealed = true;
+    if (seg === this.current) this.current = null;
+    if (seg.live === 0) this.removeSegment(seg);
+  }
+
+  private removeSegment(seg: Segment): void {
+    if (seg.removed) return;
+    seg.removed = true;
+    this.segs.delete(seg.name);
+    this.dirty.delete(seg);
+    if (seg === this.current) this.current = null;
+    fs.unlink(path.join(this.dir, seg.name), () => undefined);
+    if (seg.reading === 0) this.closeFd(seg);
+  }
+
+  private closeFd(seg: Segment): void {
+    if (seg.fd < 0) return;
+    try {
+      fs.closeSync(seg.fd);
+    } catch {
+      // Already closed.
+    }
+    seg.fd = -1;
+  }
+
+  /** Reads every segment left by an earlier run; later records of an id replace earlier ones (compaction). */
+  private scan(): void {
+    const names = fs.readdirSync(this.dir).filter((n) => n.endsWith('.seg'));
+    // Names start with the creation time in base 36; the same length sorts as the same number.
+    names.sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+    for (const name of names) {
+      const fd = fs.openSync(path.join(this.dir, name), 'r+');
+      const size = fs.fstatSync(fd).size;
+      const seg: Segment = { name, fd, size, live: 0, liveBytes: 0, createdAt: this.now(), sealed: true, reading: 0, removed: false };
+      this.segs.set(name, seg);
+      const head = Buffer.alloc(HEADER);
+      let off = 0;
+      while (off + HEADER <= size) {
+        if (fs.readSync(fd, head, 0, HEADER, off) < HEADER || head.readUInt32LE(0) !== MAGIC) break;
+        const idLen = head[4];
+        const len = head.readUInt32LE(8);
+        if (idLen === 0 || off + HEADER + idLen + len > size) break;
+        const body = Buffer.allocUnsafe(idLen + len);
+        if (fs.readSync(fd, body, 0, body.length, off + HEADER) < body.length) break;
+        if (crc32(body) !== head.readUInt32LE(12)) break;
+        const id = body.subarray(0, idLen).toString('latin1');
+        const prev = this.locs.get(id);
+        if (prev) {
+          prev.seg.live--;
+          prev.seg.liveBytes -= prev.len + HEADER + idLen;
+        }
+        this.locs.set(id, { seg, off: off + HEADER + idLen, len });
+        seg.live++;
+        seg.liveBytes += HEADER + idLen + len;
+        off += HEADER + idLen + len;
+      }
+      if (off < size) this.torn.push(`${name}@${off}`);
+    }
+    for (const seg of [...this.segs.values()]) if (seg.live === 0) this.removeSegment(seg);
+  }
+}
+
+export async function syncDirectory(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
