@@ -91,6 +91,18 @@ describe('spool segments', () => {
     for (let i = 0; i < 40; i++) await log.append(`id${i}`, msg(i));
     const n = files(dir).length;
     expect(n).toBeGreaterThan(2);
+    // Full segments keep no descriptor open; reads open the file for themselves.
+    const fds = () => fs.readdirSync('/proc/self/fd').filter((f) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${f}`).startsWith(dir);
+      } catch {
+        return false;
+      }
+    }).length;
+    expect(fds()).toBe(1);
+    const back = await Promise.all(Array.from({ length: 40 }, (_, i) => log.read(`id${i}`)));
+    back.forEach((b, i) => expect(b).toEqual(msg(i)));
+    expect(fds()).toBe(1);
     for (let i = 0; i < 40; i++) log.remove(`id${i}`);
     await new Promise((r) => setTimeout(r, 50));
     expect(files(dir).length).toBeLessThanOrEqual(1);

@@ -38,8 +38,8 @@ interface Segment {
   createdAt: number;
   /** Takes no more appends: full, or a write or sync on it failed. */
   sealed: boolean;
-  /** Reads in flight; the descriptor is closed when the last one ends after the file was removed. */
-  reading: number;
+  /** Reads and fdatasyncs in flight on the descriptor: it is closed only when none is. */
+  busy: number;
   removed: boolean;
 }
 
@@ -116,22 +116,39 @@ export class SegmentLog {
   }
 
   async read(id: string): Promise<Buffer | undefined> {
-    const loc = this.locs.get(id);
-    if (!loc) return undefined;
+    // A record moved by compaction while it was being read is read again from where it is now.
+    for (let attempt = 0; ; attempt++) {
+      const loc = this.locs.get(id);
+      if (!loc) return undefined;
+      try {
+        return await this.readAt(loc, id);
+      } catch (err) {
+        if (attempt > 0 || this.locs.get(id) === loc) throw err;
+      }
+    }
+  }
+
+  /**
+   * Sealed segments keep no descriptor open (a long backlog would hold hundreds): a read of one opens the file for
+   * itself. Those reads are retries and recovery; the first delivery takes the bytes handed over in memory.
+   */
+  private async readAt(loc: Loc, id: string): Promise<Buffer> {
     const { seg, off, len } = loc;
     const buf = Buffer.allocUnsafe(len);
-    seg.reading++;
+    const own = seg.fd < 0;
+    const fd = own ? await new Promise<number>((resolve, reject) => fs.open(path.join(this.dir, seg.name), 'r', (err, f) => (err ? reject(err) : resolve(f)))) : seg.fd;
+    if (!own) seg.busy++;
     try {
       let done = 0;
       while (done < len) {
-        const n = await new Promise<number>((resolve, reject) => fs.read(seg.fd, buf, done, len - done, off + done, (err, b) => (err ? reject(err) : resolve(b))));
+        const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, done, len - done, off + done, (err, b) => (err ? reject(err) : resolve(b))));
         if (n === 0) throw new Error(`spool segment ${seg.name} ends before the record of ${id}`);
         done += n;
       }
       return buf;
     } finally {
-      seg.reading--;
-      if (seg.removed && seg.reading === 0) this.closeFd(seg);
+      if (own) fs.close(fd, () => undefined);
+      else this.unbusy(seg);
     }
   }
 
@@ -239,9 +256,11 @@ export class SegmentLog {
     const cur = this.current;
     if (cur && !cur.sealed && (cur.size === 0 || cur.size + need <= this.maxBytes * 1.5)) return cur;
     if (cur) this.seal(cur);
-    const name = `${this.now().toString(36)}-${process.pid.toString(36)}-${(this.seq++).toString(36)}.seg`;
+    // Fixed widths: the names sort in the order the files were made (the scan relies on it).
+    const w = (n: number, width: number) => n.toString(36).padStart(width, '0');
+    const name = `${w(this.now(), 9)}-${w(process.pid, 6)}-${w(this.seq++, 6)}.seg`;
     const fd = fs.openSync(path.join(this.dir, name), 'wx+', 0o640);
-    const seg: Segment = { name, fd, size: 0, live: 0, liveBytes: 0, createdAt: this.now(), sealed: false, reading: 0, removed: false };
+    const seg: Segment = { name, fd, size: 0, live: 0, liveBytes: 0, createdAt: this.now(), sealed: false, busy: 0, removed: false };
     this.segs.set(name, seg);
     this.current = seg;
     this.dirDirty = true;
@@ -253,9 +272,19 @@ export class SegmentLog {
     this.dirty.clear();
     const dir = this.dirDirty;
     this.dirDirty = false;
+    const live = segs.filter((s) => !s.removed && s.fd >= 0);
+    for (const s of live) s.busy++;
     try {
       await Promise.all(
-        segs.filter((s) => !s.removed).map((s) => new Promise<void>((resolve, reject) => fs.fdatasync(s.fd, (err) => (err ? reject(err) : resolve())))),
+        live.map((s) =>
+          new Promise<void>((resolve, reject) =>
+            fs.fdatasync(s.fd, (err) => {
+              this.unbusy(s);
+              if (err) reject(err);
+              else resolve();
+            }),
+          ),
+        ),
       );
       if (dir) await syncDirectory(this.dir);
     } catch (err) {
@@ -298,6 +327,13 @@ export class SegmentLog {
     seg.sealed = true;
     if (seg === this.current) this.current = null;
     if (seg.live === 0) this.removeSegment(seg);
+    else this.unbusy(seg, false);
+  }
+
+  /** Closes the descriptor of a sealed or removed segment once nothing is using it and nothing waits for its sync. */
+  private unbusy(seg: Segment, done = true): void {
+    if (done && seg.busy > 0) seg.busy--;
+    if (seg.busy === 0 && (seg.removed || (seg.sealed && !this.dirty.has(seg)))) this.closeFd(seg);
   }
 
   private removeSegment(seg: Segment): void {
@@ -307,7 +343,7 @@ export class SegmentLog {
     this.dirty.delete(seg);
     if (seg === this.current) this.current = null;
     fs.unlink(path.join(this.dir, seg.name), () => undefined);
-    if (seg.reading === 0) this.closeFd(seg);
+    if (seg.busy === 0) this.closeFd(seg);
   }
 
   private closeFd(seg: Segment): void {
@@ -323,12 +359,11 @@ export class SegmentLog {
   /** Reads every segment left by an earlier run; later records of an id replace earlier ones (compaction). */
   private scan(): void {
     const names = fs.readdirSync(this.dir).filter((n) => n.endsWith('.seg'));
-    // Names start with the creation time in base 36; the same length sorts as the same number.
-    names.sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+    names.sort();
     for (const name of names) {
       const fd = fs.openSync(path.join(this.dir, name), 'r+');
       const size = fs.fstatSync(fd).size;
-      const seg: Segment = { name, fd, size, live: 0, liveBytes: 0, createdAt: this.now(), sealed: true, reading: 0, removed: false };
+      const seg: Segment = { name, fd, size, live: 0, liveBytes: 0, createdAt: this.now(), sealed: true, busy: 0, removed: false };
       this.segs.set(name, seg);
       const head = Buffer.alloc(HEADER);
       let off = 0;
@@ -352,6 +387,7 @@ export class SegmentLog {
         off += HEADER + idLen + len;
       }
       if (off < size) this.torn.push(`${name}@${off}`);
+      this.closeFd(seg);
     }
     for (const seg of [...this.segs.values()]) if (seg.live === 0) this.removeSegment(seg);
   }
