@@ -30,7 +30,7 @@ const msg = (i: number, size = 200) => Buffer.from(`Subject: m${i}\r\n\r\n${'x'.
 describe('spool segments', () => {
   it('reads back what it appended, byte for byte, and gives the file back once every record is removed', async () => {
     const dir = tmp();
-    const log = open(dir);
+    const log = open(dir, { truncateAt: 1 });
     const bin = Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 256));
     await Promise.all([log.append('a1', msg(1)), log.append('b2', bin), log.append('c3', Buffer.alloc(0))]);
     expect(await log.read('a1')).toEqual(msg(1));
@@ -44,6 +44,20 @@ describe('spool segments', () => {
     // The current segment is emptied rather than deleted: a drained queue takes no space.
     expect(fs.statSync(path.join(dir, files(dir)[0])).size).toBe(0);
     expect(log.stats()).toMatchObject({ live: 0, bytes: 0 });
+  });
+
+  it('keeps appending to a small drained segment rather than truncating it for every message', async () => {
+    const dir = tmp();
+    const log = open(dir, { truncateAt: 4096 });
+    await log.append('a', msg(1, 1000));
+    log.remove('a');
+    const size = () => fs.statSync(path.join(dir, files(dir)[0])).size;
+    expect(size()).toBeGreaterThan(1000);
+    await log.append('b', msg(2, 1000));
+    expect(await log.read('b')).toEqual(msg(2, 1000));
+    for (const id of ['c', 'd', 'e']) await log.append(id, msg(3, 1000));
+    for (const id of ['b', 'c', 'd', 'e']) log.remove(id);
+    expect(size()).toBe(0);
   });
 
   it('finds every record after a restart, stops at a torn tail, and lets a later copy of an id win', async () => {

@@ -22,6 +22,11 @@ const HEADER = 16;
 export interface SegmentOptions {
   /** A segment takes no more appends once it is this large. */
   maxBytes?: number;
+  /**
+   * The current segment, once nothing in it is live, is emptied when it holds this much. Emptying it every time
+   * would cost an ftruncate(2) per message at low rates, a metadata change that waits for the filesystem's journal.
+   */
+  truncateAt?: number;
   /** A full segment whose live records are less than this share of it is compacted... */
   compactBelow?: number;
   /** ...once it is at least this old (ms). */
@@ -60,6 +65,7 @@ export class SegmentLog {
   private readonly groupSync: () => Promise<void>;
   private readonly maxBytes: number;
   private readonly compactBelow: number;
+  private readonly truncateAt: number;
   private readonly compactAfterMs: number;
   private readonly now: () => number;
   private compacting = false;
@@ -72,6 +78,7 @@ export class SegmentLog {
   ) {
     this.maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
     this.compactBelow = opts.compactBelow ?? 0.25;
+    this.truncateAt = opts.truncateAt ?? 1024 * 1024;
     this.compactAfterMs = opts.compactAfterMs ?? 10 * 60_000;
     this.now = opts.now ?? Date.now;
     fs.mkdirSync(dir, { recursive: true });
@@ -304,9 +311,8 @@ export class SegmentLog {
   }
 
   /**
-   * One record less in its segment. A sealed segment with none left is deleted; the current one is emptied
-   * instead, so that a queue that drains gives its space back at once (a small disk fills with delivered mail
-   * otherwise) and the file is used again.
+   * One record less in its segment. A sealed segment with none left is deleted; the current one is emptied instead
+   * once it holds `truncateAt` bytes, so that a drained queue gives its space back and the file is used again.
    */
   private release(loc: Loc, id: string): void {
     const { seg } = loc;
@@ -314,6 +320,7 @@ export class SegmentLog {
     seg.liveBytes -= loc.len + HEADER + id.length;
     if (seg.live > 0) return;
     if (seg.sealed || seg !== this.current) return this.removeSegment(seg);
+    if (seg.size < this.truncateAt) return;
     try {
       fs.ftruncateSync(seg.fd, 0);
       seg.size = 0;
