@@ -53,7 +53,7 @@ export const EVENT_TYPES = {
   'relay.delivered': { level: 'debug', description: 'Recipients of a message were delivered.' },
   'relay.deferred': { level: 'info', description: 'Recipients failed temporarily; the next attempt time is set.' },
   'relay.bounced': { level: 'warn', description: 'Recipients failed permanently or expired; a DSN was queued.' },
-  'relay.recovered': { level: 'info', description: 'Spool entries found at start-up and resumed or discarded.' },
+  'relay.recovered': { level: 'info', description: 'Spool entries found at start-up and resumed or discarded (with the torn tails and damaged regions of the segment files, if any).' },
   'queue.retry_requested': {
     level: 'info',
     description:

@@ -84,19 +84,41 @@ describe('spool segments', () => {
     expect((await third.read('id3'))!.toString()).toBe('the newer copy');
   });
 
-  it('stops a scan at a record whose checksum does not match', async () => {
+  it('skips a damaged record, keeps the good ones after it, and keeps the damaged file rather than deleting it', async () => {
     const dir = tmp();
     const log = open(dir);
     for (let i = 0; i < 3; i++) await log.append(`id${i}`, msg(i));
     log.close();
-    const file = path.join(dir, files(dir)[0]);
+    const name = files(dir)[0];
+    const file = path.join(dir, name);
     const bytes = fs.readFileSync(file);
     const second = bytes.indexOf(Buffer.from('Subject: m1'));
     bytes[second + 3] ^= 0xff;
     fs.writeFileSync(file, bytes);
     const again = open(dir);
-    expect(again.ids()).toEqual(['id0']);
-    expect(again.torn).toHaveLength(1);
+    expect(again.ids().sort()).toEqual(['id0', 'id2']);
+    expect(again.torn).toEqual([]);
+    expect(again.damaged).toHaveLength(1);
+    expect(await again.read('id2')).toEqual(msg(2));
+    again.remove('id0');
+    again.remove('id2');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(fs.readdirSync(dir)).toEqual([`${name}.bad`]);
+    // A later start reads only segments, not the kept file.
+    expect(open(dir).ids()).toEqual([]);
+  });
+
+  it('drops a segment whose only record is torn, as a crash in the first append leaves it', () => {
+    const dir = tmp();
+    fs.writeFileSync(path.join(dir, '000000001-000001-000000.seg'), Buffer.from([0x50, 0x53, 0x47, 0x31, 5, 0, 0, 0, 200, 0]));
+    fs.writeFileSync(path.join(dir, '000000002-000001-000000.seg'), Buffer.alloc(0));
+    const log = open(dir);
+    expect(log.ids()).toEqual([]);
+    expect(log.torn).toEqual(['000000001-000001-000000.seg@0']);
+    return new Promise<void>((resolve) => setTimeout(() => {
+      expect(files(dir)).toEqual([]);
+      resolve();
+    }, 50));
   });
 
   it('starts a new segment when one is full, and deletes a full one when its last record goes', async () => {

@@ -46,6 +46,8 @@ interface Segment {
   /** Reads and fdatasyncs in flight on the descriptor: it is closed only when none is. */
   busy: number;
   removed: boolean;
+  /** Damaged (found so at start): renamed to `<name>.bad` when empty, not deleted. */
+  keep?: boolean;
 }
 
 interface Loc {
@@ -69,8 +71,10 @@ export class SegmentLog {
   private readonly compactAfterMs: number;
   private readonly now: () => number;
   private compacting = false;
-  /** Records a scan found torn or corrupt (the tail of a crash), by segment. */
+  /** Torn tails the scan at start found (`<segment>@<offset>`): what a crash in the middle of an append leaves. */
   readonly torn: string[] = [];
+  /** Damaged regions the scan skipped (`<segment>@<from>-<to>`), with good records after them. */
+  readonly damaged: string[] = [];
 
   constructor(
     readonly dir: string,
@@ -349,7 +353,9 @@ export class SegmentLog {
     this.segs.delete(seg.name);
     this.dirty.delete(seg);
     if (seg === this.current) this.current = null;
-    fs.unlink(path.join(this.dir, seg.name), () => undefined);
+    const file = path.join(this.dir, seg.name);
+    if (seg.keep) fs.rename(file, `${file}.bad`, () => undefined);
+    else fs.unlink(file, () => undefined);
     if (seg.busy === 0) this.closeFd(seg);
   }
 
@@ -363,38 +369,58 @@ export class SegmentLog {
     seg.fd = -1;
   }
 
-  /** Reads every segment left by an earlier run; later records of an id replace earlier ones (compaction). */
+  /**
+   * Reads every segment left by an earlier run; later records of an id replace earlier ones (compaction). A bad
+   * record with no good one after it is the torn tail of a crash. A bad record with good ones after it is damage:
+   * the scan finds the next good record and goes on, and the file is kept as `<name>.bad` when it is empty rather
+   * than deleted, for whoever looks into it.
+   */
   private scan(): void {
     const names = fs.readdirSync(this.dir).filter((n) => n.endsWith('.seg'));
     names.sort();
+    const magic = Buffer.alloc(4);
+    magic.writeUInt32LE(MAGIC, 0);
     for (const name of names) {
-      const fd = fs.openSync(path.join(this.dir, name), 'r+');
-      const size = fs.fstatSync(fd).size;
-      const seg: Segment = { name, fd, size, live: 0, liveBytes: 0, createdAt: this.now(), sealed: true, busy: 0, removed: false };
+      const buf = fs.readFileSync(path.join(this.dir, name));
+      const size = buf.length;
+      const seg: Segment = { name, fd: -1, size, live: 0, liveBytes: 0, createdAt: this.now(), sealed: true, busy: 0, removed: false };
       this.segs.set(name, seg);
-      const head = Buffer.alloc(HEADER);
+      // The length of a valid record at `off`, or 0.
+      const recordAt = (off: number): number => {
+        if (off + HEADER > size || buf.readUInt32LE(off) !== MAGIC) return 0;
+        const idLen = buf[off + 4];
+        const len = buf.readUInt32LE(off + 8);
+        if (idLen === 0 || off + HEADER + idLen + len > size) return 0;
+        if (crc32(buf.subarray(off + HEADER, off + HEADER + idLen + len)) !== buf.readUInt32LE(off + 12)) return 0;
+        return HEADER + idLen + len;
+      };
       let off = 0;
-      while (off + HEADER <= size) {
-        if (fs.readSync(fd, head, 0, HEADER, off) < HEADER || head.readUInt32LE(0) !== MAGIC) break;
-        const idLen = head[4];
-        const len = head.readUInt32LE(8);
-        if (idLen === 0 || off + HEADER + idLen + len > size) break;
-        const body = Buffer.allocUnsafe(idLen + len);
-        if (fs.readSync(fd, body, 0, body.length, off + HEADER) < body.length) break;
-        if (crc32(body) !== head.readUInt32LE(12)) break;
-        const id = body.subarray(0, idLen).toString('latin1');
+      while (off < size) {
+        let n = recordAt(off);
+        if (n === 0) {
+          let next = buf.indexOf(magic, off + 1);
+          while (next >= 0 && recordAt(next) === 0) next = buf.indexOf(magic, next + 1);
+          if (next < 0) {
+            this.torn.push(`${name}@${off}`);
+            break;
+          }
+          this.damaged.push(`${name}@${off}-${next}`);
+          seg.keep = true;
+          off = next;
+          n = recordAt(off);
+        }
+        const idLen = buf[off + 4];
+        const id = buf.toString('latin1', off + HEADER, off + HEADER + idLen);
         const prev = this.locs.get(id);
         if (prev) {
           prev.seg.live--;
           prev.seg.liveBytes -= prev.len + HEADER + idLen;
         }
-        this.locs.set(id, { seg, off: off + HEADER + idLen, len });
+        this.locs.set(id, { seg, off: off + HEADER + idLen, len: n - HEADER - idLen });
         seg.live++;
-        seg.liveBytes += HEADER + idLen + len;
-        off += HEADER + idLen + len;
+        seg.liveBytes += n;
+        off += n;
       }
-      if (off < size) this.torn.push(`${name}@${off}`);
-      this.closeFd(seg);
     }
     for (const seg of [...this.segs.values()]) if (seg.live === 0) this.removeSegment(seg);
   }

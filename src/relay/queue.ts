@@ -114,7 +114,21 @@ export class Relay {
       .select(({ fn }) => [fn.count<number>('msg_id').as('n')])
       .where('status', 'in', OPEN)
       .executeTakeFirst();
-    emit('relay.recovered', { data: { orphans_removed: orphans, finished_removed: finished, tmp_removed: tmp, open_recipients: Number(open?.n ?? 0) } });
+    // A torn tail is what a crash in the middle of an append leaves (never a message that got a 250); damage with
+    // good records after it is worth an operator's look (the file is kept as .bad once empty).
+    const torn = spool.segments?.torn ?? [];
+    const damaged = spool.segments?.damaged ?? [];
+    if (damaged.length) this.deps.log.warn({ damaged }, 'spool segments had damaged records; the records after them were recovered');
+    emit('relay.recovered', {
+      data: {
+        orphans_removed: orphans,
+        finished_removed: finished,
+        tmp_removed: tmp,
+        open_recipients: Number(open?.n ?? 0),
+        ...(torn.length && { segment_torn_tails: torn.length }),
+        ...(damaged.length && { segment_damaged: damaged }),
+      },
+    });
     await this.poll();
     this.pollTimer = setInterval(() => void this.poll().catch((err) => this.deps.log.error({ err }, 'relay poll failed')), pollMs);
     this.pollTimer.unref();
