@@ -88,6 +88,24 @@ describe('ClusterWatch', () => {
     expect(new Set(rows.map((r) => Number(r.cluster)))).toEqual(new Set([survivor]));
   });
 
+  it('finds a row written late behind the newest one at the next full read, not at every quick one', async () => {
+    const a = new Analyzer();
+    const w = new ClusterWatch(store.db, config());
+    const fps = await Promise.all([0, 1, 2].map(copy));
+    await a.add([['n0', fps[0], NOW - 2 * S, facts(0)]]);
+    expect(await w.poll(NOW)).toBe(1);
+    // Written after the mirror read n0, with a time 5 s before it (a lagging node's row).
+    await a.add([
+      ['late', fps[1], NOW - 7 * S, facts(1)],
+      ['near', fps[2], NOW - 2.5 * S, facts(2)],
+    ]);
+    expect(await w.poll(NOW, false)).toBe(1);
+    expect(w.index.has('near')).toBe(true);
+    expect(w.index.has('late')).toBe(false);
+    expect(await w.poll(NOW, true)).toBe(1);
+    expect(w.index.has('late')).toBe(true);
+  });
+
   it('tips at the third suspicious copy from three addresses, counting its own copies before the mirror has them', async () => {
     const w = new ClusterWatch(store.db, config());
     const fps = await Promise.all([0, 1, 2, 3].map(copy));

@@ -33,6 +33,13 @@ export interface WatchVerdict {
  * a step after their messages arrived, so one can land with a time just before the newest already read.
  */
 const SLACK_MS = 10_000;
+/**
+ * Between those full reads, every FULL_EVERY_MS, the timer's reads look back only this far: reading every id of
+ * the last ten seconds four times a second costs the event loop a few milliseconds each time at a few hundred
+ * messages a second, and a row later than this is still found by the next full read.
+ */
+const SHORT_SLACK_MS = 1_000;
+const FULL_EVERY_MS = 2_000;
 const CHUNK = 500;
 /**
  * How long this gateway remembers the messages it took itself, until the mirror has them from the analyzer (about
@@ -47,6 +54,7 @@ export class ClusterWatch {
   private newest = 0;
   private timer: NodeJS.Timeout | null = null;
   private polling: Promise<unknown> | null = null;
+  private lastFull = 0;
 
   constructor(
     private readonly db: Kysely<DB>,
@@ -73,7 +81,9 @@ export class ClusterWatch {
 
   /** Reads the new rows now (the analyzer announced them), unless a read is under way. */
   kick(): void {
-    this.polling ??= this.poll()
+    const now = Date.now();
+    const full = now - this.lastFull >= FULL_EVERY_MS;
+    this.polling ??= this.poll(now, full)
       .catch((err: Error) => this.log?.warn({ err: err.message }, 'cluster mirror read failed; trying again'))
       .finally(() => (this.polling = null));
   }
@@ -82,9 +92,13 @@ export class ClusterWatch {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Reads rows not yet mirrored: their ids first, then the full rows of those missing. */
-  async poll(now = Date.now()): Promise<number> {
-    const from = Math.max(now - this.index.options.windowMs, this.newest - SLACK_MS);
+  /**
+   * Reads rows not yet mirrored: their ids first, then the full rows of those missing. `full`: looks back
+   * SLACK_MS behind the newest row read, else SHORT_SLACK_MS.
+   */
+  async poll(now = Date.now(), full = true): Promise<number> {
+    if (full) this.lastFull = now;
+    const from = Math.max(now - this.index.options.windowMs, this.newest - (full ? SLACK_MS : SHORT_SLACK_MS));
     const ids = await this.db.selectFrom('similarity_entries').select(['id', 'ts']).where('ts', '>=', from).orderBy('ts').execute();
     const missing = ids.filter((r) => !this.index.has(r.id)).map((r) => r.id);
     let added = 0;
