@@ -5,6 +5,7 @@ import { silentLogger } from '../core/log.ts';
 import { EventSink } from '../matrix/sink.ts';
 import { requestRetry, WAITING } from '../relay/queue-control.ts';
 import type { StoreDb } from '../store/db.ts';
+import { spoolOnDisk } from '../gateway/spool.ts';
 
 /** retry/flush through the relay's own function, recorded as an event like the center's. */
 async function retry(s: StoreDb, id: string | null, now: number): Promise<number> {
@@ -36,6 +37,15 @@ export async function runQueue(argv: string[]): Promise<number> {
             console.log(`${r.msg_id}  ${fmtTime(r.received_at)}  <${r.mail_from}> → <${r.deliver_to}>  ${r.status}, ${r.attempts} attempt(s), next ${fmtTime(r.next_attempt_at)}${r.last_error ? `\n    last error: ${r.last_error}` : ''}`);
           }
           console.log(`${new Set(rows.map((r) => r.msg_id)).size} message(s), ${rows.length} recipient(s)`);
+        }
+        if (!values.json) {
+          // Segment files hold delivered messages too until the file goes (docs/architecture.md).
+          const d = spoolOnDisk(loaded.dataDir);
+          const mb = (d.segmentBytes / 1024 / 1024).toFixed(1);
+          console.log(
+            `spool on disk: ${d.segmentFiles} segment file(s), ${mb} MB; ${d.files} per-message file(s)` +
+              (d.damaged ? `; ${d.damaged} damaged segment file(s) kept (.bad)` : ''),
+          );
         }
         return 0;
       }

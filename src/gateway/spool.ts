@@ -127,3 +127,30 @@ export class Spool {
 }
 
 export { syncDirectory as syncDir } from './segments.ts';
+
+/** What the spool under `root` holds on disk, read from another process (`postern queue list`) without scanning. */
+export function spoolOnDisk(root: string): { segmentFiles: number; segmentBytes: number; files: number; damaged: number } {
+  const list = (dir: string) => {
+    try {
+      return fs.readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  const segDir = path.join(root, 'spool', 'segments');
+  let segmentFiles = 0;
+  let segmentBytes = 0;
+  let damaged = 0;
+  for (const n of list(segDir)) {
+    if (n.endsWith('.bad')) damaged++;
+    if (!n.endsWith('.seg')) continue;
+    try {
+      segmentBytes += fs.statSync(path.join(segDir, n)).size;
+      segmentFiles++;
+    } catch {
+      // Deleted meanwhile by the running gateway.
+    }
+  }
+  const files = list(path.join(root, 'spool', 'queue')).filter((n) => n.endsWith('.eml')).length;
+  return { segmentFiles, segmentBytes, files, damaged };
+}

@@ -55,6 +55,7 @@ describe.skipIf(await missing('postgres'))('postern queue', () => {
       expect(list.stdout).toMatch(new RegExp(`${id}  \\S+ \\S+  <alice@example\\.org> → <bob@localhost>  deferred, 1 attempt\\(s\\), next \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\n    last error: 451 4\\.3\\.0 later`));
     }
     expect(list.stdout).toContain('2 message(s), 2 recipient(s)');
+    expect(list.stdout).toMatch(/^spool on disk: 1 segment file\(s\), 0\.0 MB; 0 per-message file\(s\)$/m);
     const json = JSON.parse((await inProcess(['queue', 'list', '--json', '--config', file])).stdout) as { msg_id: string; next_attempt_at: number; last_error: string }[];
     expect(json.map((r) => r.msg_id).sort()).toEqual([...ids].sort());
     for (const r of json) expect(r.next_attempt_at).toBeGreaterThan(Date.now() + 3_000_000);
