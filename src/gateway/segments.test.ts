@@ -108,6 +108,18 @@ describe('spool segments', () => {
     expect(open(dir).ids()).toEqual([]);
   });
 
+  it('leaves a segment it cannot read where it is and goes on with the others', async () => {
+    const dir = tmp();
+    const log = open(dir);
+    await log.append('ok', msg(1));
+    log.close();
+    fs.mkdirSync(path.join(dir, '000000000-000000-000000.seg'));
+    const again = open(dir);
+    expect(again.ids()).toEqual(['ok']);
+    expect(again.unreadable).toEqual([expect.stringMatching(/^000000000-000000-000000\.seg: EISDIR/)]);
+    expect(fs.existsSync(path.join(dir, '000000000-000000-000000.seg'))).toBe(true);
+  });
+
   it('drops a segment whose only record is torn, as a crash in the first append leaves it', () => {
     const dir = tmp();
     fs.writeFileSync(path.join(dir, '000000001-000001-000000.seg'), Buffer.from([0x50, 0x53, 0x47, 0x31, 5, 0, 0, 0, 200, 0]));

@@ -75,6 +75,8 @@ export class SegmentLog {
   readonly torn: string[] = [];
   /** Damaged regions the scan skipped (`<segment>@<from>-<to>`), with good records after them. */
   readonly damaged: string[] = [];
+  /** Segment files the scan could not read, with why; they are left alone. */
+  readonly unreadable: string[] = [];
 
   constructor(
     readonly dir: string,
@@ -381,7 +383,14 @@ export class SegmentLog {
     const magic = Buffer.alloc(4);
     magic.writeUInt32LE(MAGIC, 0);
     for (const name of names) {
-      const buf = fs.readFileSync(path.join(this.dir, name));
+      let buf: Buffer;
+      try {
+        buf = fs.readFileSync(path.join(this.dir, name));
+      } catch (err) {
+        // Left where it is for an operator (permissions, a directory of that name): the rest of the spool still goes.
+        this.unreadable.push(`${name}: ${(err as Error).message}`);
+        continue;
+      }
       const size = buf.length;
       const seg: Segment = { name, fd: -1, size, live: 0, liveBytes: 0, createdAt: this.now(), sealed: true, busy: 0, removed: false };
       this.segs.set(name, seg);

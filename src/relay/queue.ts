@@ -118,7 +118,9 @@ export class Relay {
     // good records after it is worth an operator's look (the file is kept as .bad once empty).
     const torn = spool.segments?.torn ?? [];
     const damaged = spool.segments?.damaged ?? [];
+    const unreadable = spool.segments?.unreadable ?? [];
     if (damaged.length) this.deps.log.warn({ damaged }, 'spool segments had damaged records; the records after them were recovered');
+    if (unreadable.length) this.deps.log.error({ unreadable }, 'spool segment files could not be read; their messages wait until they can');
     emit('relay.recovered', {
       data: {
         orphans_removed: orphans,
@@ -127,6 +129,7 @@ export class Relay {
         open_recipients: Number(open?.n ?? 0),
         ...(torn.length && { segment_torn_tails: torn.length }),
         ...(damaged.length && { segment_damaged: damaged }),
+        ...(unreadable.length && { segment_unreadable: unreadable }),
       },
     });
     await this.poll();
