@@ -120,7 +120,7 @@ export class Relay {
     const damaged = spool.segments?.damaged ?? [];
     const unreadable = spool.segments?.unreadable ?? [];
     if (damaged.length) this.deps.log.warn({ damaged }, 'spool segments had damaged records; the records after them were recovered');
-    if (unreadable.length) this.deps.log.error({ unreadable }, 'spool segment files could not be read; their messages wait until they can');
+    if (unreadable.length) this.deps.log.error({ unreadable }, 'spool segment files could not be read; their messages are deferred until the files can be read and Postern restarts');
     emit('relay.recovered', {
       data: {
         orphans_removed: orphans,
