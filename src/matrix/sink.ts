@@ -6,6 +6,12 @@ import type { DB } from '../store/schema.ts';
 import type { StoreDb } from '../store/db.ts';
 
 const CHUNK = 400;
+/**
+ * Events per synchronous SQLite transaction. A flush at a thousand messages a second holds a few thousand events;
+ * written in one go they would hold the event loop for several milliseconds, every SMTP session's next reply
+ * waiting behind them. Between chunks the loop turns (setImmediate), so each wait is a fraction of a millisecond.
+ */
+const SQLITE_CHUNK = 250;
 
 export class EventSink {
   private buf: PosternEvent[] = [];
@@ -85,8 +91,12 @@ export class EventSink {
   }
 
   private async write(): Promise<void> {
-    while (this.buf.length) {
-      const batch = this.buf.splice(0, this.insertSqlite || this.opts.forward ? 5000 : CHUNK);
+    // What was buffered when this write began; events that arrive while it yields wait for the next flush (their
+    // push set its timer), so a flush ends under any load.
+    let left = this.buf.length;
+    while (left > 0 && this.buf.length) {
+      const batch = this.buf.splice(0, Math.min(left, this.opts.forward ? 5000 : this.insertSqlite ? SQLITE_CHUNK : CHUNK));
+      left -= batch.length;
       try {
         if (this.opts.forward) {
           this.opts.forward(batch);
@@ -94,6 +104,7 @@ export class EventSink {
         }
         if (this.insertSqlite) {
           this.insertSqlite(batch);
+          if (left > 0) await new Promise<void>((resolve) => setImmediate(resolve));
           continue;
         }
         await this.db
