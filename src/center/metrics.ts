@@ -173,31 +173,24 @@ export function postern(deps: Pick<WebDeps, 'db' | 'sink' | 'analyzer' | 'analys
       this.set(deps.sink?.dropped ?? 0);
     },
   });
-  // The spool's segment files (gateway/segments.ts): absent when this process writes a file per message.
-  const spoolFigure = (name: string, help: string, pick: (s: { segments: number; bytes: number; live: number }) => number) =>
+  // A gauge read from one of this process's parts at scrape time; absent from the output when the part is not here.
+  const figure = <T>(read: () => T | null | undefined) => (name: string, help: string, pick: (s: T) => number) =>
     new Gauge({
       name,
       help,
       registers,
       collect() {
-        const s = deps.spool?.();
+        const s = read();
         if (s) this.set(pick(s));
       },
     });
+  // The spool's segment files (gateway/segments.ts): absent when this process writes a file per message.
+  const spoolFigure = figure(() => deps.spool?.());
   spoolFigure('postern_spool_messages', 'Messages in the spool\'s segment files not yet delivered (or not yet known to be; recovery at start sorts them out).', (s) => s.live);
   spoolFigure('postern_spool_segment_files', 'Segment files of the spool.', (s) => s.segments);
   spoolFigure('postern_spool_segment_bytes', 'Bytes in the spool\'s segment files, delivered records included until their file goes.', (s) => s.bytes);
   // The analysis threads (analysis.threads): absent from the output when this process analyses on its event loop.
-  const threadFigure = (name: string, help: string, pick: (s: AnalysisThreadStats) => number) =>
-    new Gauge({
-      name,
-      help,
-      registers,
-      collect() {
-        const s = deps.analysisThreads?.();
-        if (s) this.set(pick(s));
-      },
-    });
+  const threadFigure = figure<AnalysisThreadStats>(() => deps.analysisThreads?.());
   threadFigure('postern_analysis_threads_running', 'Analysis threads running now (of analysis.threads).', (s) => s.running);
   threadFigure('postern_analysis_pending', 'Messages waiting for or in analysis in the analysis threads.', (s) => s.pending);
   threadFigure('postern_analysis_thread_restarts', 'Analysis threads replaced since start (one died, or overran with a message).', (s) => s.restarts);

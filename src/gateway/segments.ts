@@ -13,9 +13,12 @@
 // committed (relay/queue.ts start()), as it does for per-message files.
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { crc32 } from 'node:zlib';
 import { coalesce } from '../core/coalesce.ts';
 
+const openFile = promisify(fs.open);
+const readFile = promisify(fs.read);
 const MAGIC = 0x31475350; // 'PSG1' read as u32 LE
 const HEADER = 16;
 
@@ -149,12 +152,12 @@ export class SegmentLog {
     const { seg, off, len } = loc;
     const buf = Buffer.allocUnsafe(len);
     const own = seg.fd < 0;
-    const fd = own ? await new Promise<number>((resolve, reject) => fs.open(path.join(this.dir, seg.name), 'r', (err, f) => (err ? reject(err) : resolve(f)))) : seg.fd;
+    const fd = own ? await openFile(path.join(this.dir, seg.name), 'r') : seg.fd;
     if (!own) seg.busy++;
     try {
       let done = 0;
       while (done < len) {
-        const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, done, len - done, off + done, (err, b) => (err ? reject(err) : resolve(b))));
+        const { bytesRead: n } = await readFile(fd, buf, done, len - done, off + done);
         if (n === 0) throw new Error(`spool segment ${seg.name} ends before the record of ${id}`);
         done += n;
       }
@@ -173,34 +176,42 @@ export class SegmentLog {
     return true;
   }
 
-  /** Moves the live records of old, mostly delivered segments into the current one, so that the old files go. */
+  /**
+   * Moves the live records of old, mostly delivered segments into the current one, so that the old files go: a
+   * segment's records are appended together and made durable by one sync, and only then read from their new place.
+   */
   async compact(): Promise<number> {
     if (this.compacting) return 0;
     this.compacting = true;
     let moved = 0;
     try {
       const now = this.now();
-      for (const seg of [...this.segs.values()]) {
-        if (seg === this.current || seg.removed || seg.live === 0) continue;
-        if (now - seg.createdAt < this.compactAfterMs || seg.liveBytes >= seg.size * this.compactBelow) continue;
-        for (const [id, loc] of [...this.locs]) {
-          if (loc.seg !== seg) continue;
-          const data = await this.read(id);
-          // Removed (delivered) while it was being read: nothing to move.
-          if (!data || this.locs.get(id) !== loc) continue;
-          // The old record stays the one read until the new one is on disk.
-          const moved_ = this.appendRecord(id, data);
-          try {
-            await this.groupSync();
-          } catch (err) {
-            this.release(moved_, id);
-            throw err;
+      const old = [...this.segs.values()].filter(
+        (seg) => seg !== this.current && !seg.removed && seg.live > 0 && now - seg.createdAt >= this.compactAfterMs && seg.liveBytes < seg.size * this.compactBelow,
+      );
+      if (!old.length) return 0;
+      // One pass over the map for all of them.
+      const bySeg = new Map<Segment, [string, Loc][]>(old.map((seg) => [seg, []]));
+      for (const [id, loc] of this.locs) bySeg.get(loc.seg)?.push([id, loc]);
+      for (const records of bySeg.values()) {
+        const copies: [string, Loc, Loc][] = [];
+        try {
+          for (const [id, loc] of records) {
+            const data = await this.read(id);
+            // Removed (delivered) while it was being read: nothing to move.
+            if (data && this.locs.get(id) === loc) copies.push([id, loc, this.appendRecord(id, data)]);
           }
+          await this.groupSync();
+        } catch (err) {
+          for (const [id, , copy] of copies) this.release(copy, id);
+          throw err;
+        }
+        for (const [id, loc, copy] of copies) {
           if (this.locs.get(id) === loc) {
-            this.locs.set(id, moved_);
+            this.locs.set(id, copy);
             this.release(loc, id);
             moved++;
-          } else this.release(moved_, id);
+          } else this.release(copy, id);
         }
       }
     } finally {
